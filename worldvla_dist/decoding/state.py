@@ -62,7 +62,8 @@ def encode_prompts(model: WorldVLA, prompts: Sequence[Sequence[int]]) -> Decodin
     positions = (torch.cumsum(valid.long(), dim=1) - 1).clamp_min(0)
     mask = action_attention_mask(ids, model.vocab, valid, model.dtype)
     cache = DynamicCache(config=model.chameleon.config)
-    logits, cache = model.logits(ids, mask, positions, cache)
+    hidden, cache = model.hidden_states(ids, mask, positions, cache)
+    last_logits = model.chameleon.lm_head(hidden[:, -1])  # only the last position predicts anything we use
     return DecodingState(model=model, cache=cache, prompt_ids=ids, key_valid=valid,
                          key_block=action_blocks(ids, model.vocab, valid).block,
-                         next_position=valid.sum(dim=1), last_logits=logits[:, -1])
+                         next_position=valid.sum(dim=1), last_logits=last_logits)
