@@ -9,11 +9,10 @@ from typing import Sequence
 
 import torch
 
-from worldvla_dist.decoding.action_grammar import BLOCK_LEN
 from worldvla_dist.decoding.sampling import GREEDY, SamplingConfig, choose_tokens
 from worldvla_dist.decoding.state import encode_prompts
 from worldvla_dist.model.worldvla import WorldVLA
-from worldvla_dist.tokenizers.action_tokenizer import ACTION_DIM
+from worldvla_dist.tokenizers.action_tokenizer import ACTION_BLOCK_LEN, ACTION_DIM
 
 
 @torch.no_grad()
@@ -24,7 +23,7 @@ def parallel_decode_actions(model: WorldVLA, prompts: Sequence[Sequence[int]], n
     state = encode_prompts(model, prompts)
     b, k = len(prompts), num_actions
     device = state.prompt_ids.device
-    block_offsets = BLOCK_LEN * torch.arange(k, device=device)
+    block_offsets = ACTION_BLOCK_LEN * torch.arange(k, device=device)
     # fresh block numbers, distinct from any block in the prompts
     blocks = (state.key_block.max() + 1 + torch.arange(k, device=device)).expand(b, k)
     restricted = torch.ones((b, k), dtype=torch.bool, device=device)  # they all begin after the last image

@@ -7,12 +7,11 @@ from typing import Sequence
 
 import torch
 
-from worldvla_dist.decoding.action_grammar import BLOCK_LEN
 from worldvla_dist.decoding.sampling import GREEDY, SamplingConfig, choose_tokens
 from worldvla_dist.decoding.state import encode_prompts
 from worldvla_dist.model.worldvla import WorldVLA
 from worldvla_dist.sequences.attention_mask import action_blocks, attention_mask_from_blocks
-from worldvla_dist.tokenizers.action_tokenizer import ACTION_DIM
+from worldvla_dist.tokenizers.action_tokenizer import ACTION_BLOCK_LEN, ACTION_DIM
 
 
 @torch.no_grad()
@@ -25,12 +24,12 @@ def reference_decode_actions(model: WorldVLA, prompts: Sequence[Sequence[int]], 
     position = state.next_position.clone()
     logits = state.last_logits
     bins: list[torch.Tensor] = []
-    last_bin_slot = num_actions * BLOCK_LEN - 2
+    last_bin_slot = num_actions * ACTION_BLOCK_LEN - 2
     for slot in range(last_bin_slot + 1):
-        offset = slot % BLOCK_LEN
+        offset = slot % ACTION_BLOCK_LEN
         if offset == 0:
             token = torch.full_like(position, vocab.boa_id)
-        elif offset == BLOCK_LEN - 1:
+        elif offset == ACTION_BLOCK_LEN - 1:
             token = torch.full_like(position, vocab.eoa_id)
         else:
             token = choose_tokens(logits, vocab.action_bin_mask, sampling, generator)

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 from transformers import ChameleonForConditionalGeneration
 
+from worldvla_dist.config import from_dict
 from worldvla_dist.errors import CheckpointError
-from worldvla_dist.model.presets import MODEL_PRESETS, LossConfig, ModelPreset
+from worldvla_dist.model.presets import MODEL_PRESETS, ModelPreset
 from worldvla_dist.model.worldvla import WorldVLA
 from worldvla_dist.sequences.token_space import TokenSpace
 from worldvla_dist.tokenizers.vocabulary import Vocabulary
@@ -85,9 +86,7 @@ def load_checkpoint(path: str | Path, tokenizer_dir: str | Path | None = None, p
         if sidecar.get("format_version") != FORMAT_VERSION:
             raise CheckpointError(f"{path / SIDECAR_JSON}: format_version {sidecar.get('format_version')}, "
                                   f"this code reads {FORMAT_VERSION}")
-        preset_values = dict(sidecar["preset"])
-        preset_values["loss"] = LossConfig(**preset_values["loss"])
-        model_preset = ModelPreset(**preset_values)
+        model_preset = from_dict(ModelPreset, sidecar["preset"], where=str(path / SIDECAR_JSON))
         vocab = Vocabulary.from_dict(sidecar["vocabulary"])
         tokens = TokenSpace.from_tokenizer_dir(tokenizer_dir or path / TOKENIZER_SUBDIR, sidecar["image_size_px"], vocab)
     else:
@@ -97,8 +96,8 @@ def load_checkpoint(path: str | Path, tokenizer_dir: str | Path | None = None, p
                                   f"(one of {MODEL_PRESETS.names()})")
         base = MODEL_PRESETS.get(preset)
         config = json.loads((path / CONFIG_JSON).read_text())
-        model_preset = ModelPreset(**{**asdict(base), "loss": LossConfig(
-            image_weight=base.loss.image_weight, z_loss_weight=float(config.get("z_loss_weight", base.loss.z_loss_weight)))})
+        z_loss_weight = float(config.get("z_loss_weight", base.loss.z_loss_weight))
+        model_preset = replace(base, loss=replace(base.loss, z_loss_weight=z_loss_weight))
         tokens = TokenSpace.from_tokenizer_dir(tokenizer_dir, base.image_size_px)
     chameleon = _load_chameleon(path, dtype)
     if chameleon.config.vocab_size != tokens.vocab.size:

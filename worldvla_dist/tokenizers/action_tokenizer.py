@@ -17,6 +17,7 @@ from worldvla_dist.errors import TokenizationError
 from worldvla_dist.tokenizers.vocabulary import Vocabulary
 
 ACTION_DIM = 7
+ACTION_BLOCK_LEN = ACTION_DIM + 2  # [BOA] 7 bins [EOA]
 
 
 @dataclass(frozen=True)
