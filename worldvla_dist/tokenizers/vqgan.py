@@ -253,4 +253,4 @@ def vqgan_training_loss(model: VQModel, pixels: torch.Tensor) -> dict[str, torch
     reconstruction = F.l1_loss(recon, pixels) + F.mse_loss(recon, pixels)
     total = reconstruction + q.codebook_loss + model.cfg.beta * q.commitment_loss
     return {"total": total, "reconstruction": reconstruction, "codebook": q.codebook_loss,
-            "commitment": q.commitment_loss}
+            "commitment": q.commitment_loss, "codes": q.codes.detach()}
