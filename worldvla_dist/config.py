@@ -76,13 +76,13 @@ class Registry(Generic[T]):
 
     def register(self, name: str, item: T) -> T:
         if name in self._items:
-            raise ConfigError(f"{self.kind} preset {name!r} is registered twice")
+            raise ConfigError(f"{self.kind} {name!r} is registered twice")
         self._items[name] = item
         return item
 
     def get(self, name: str) -> T:
         if name not in self._items:
-            raise ConfigError(f"unknown {self.kind} preset {name!r}; valid presets are {sorted(self._items)}")
+            raise ConfigError(f"unknown {self.kind} {name!r}; valid names are {sorted(self._items)}")
         return self._items[name]
 
     def names(self) -> list[str]:

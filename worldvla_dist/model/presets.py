@@ -46,7 +46,7 @@ class ModelPreset:
                               f"num_heads {self.num_heads}")
 
 
-MODEL_PRESETS: Registry[ModelPreset] = Registry("model")
+MODEL_PRESETS: Registry[ModelPreset] = Registry("model preset")
 MODEL_PRESETS.register("tiny-cpu", ModelPreset(
     name="tiny-cpu", hidden_size=256, intermediate_size=704, num_layers=4, num_heads=8, num_kv_heads=8,
     max_position_embeddings=1024, image_size_px=128, vocabulary="tiny", vqgan="tiny"))

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 VQGAN_YAML, VQGAN_CKPT = "vqgan.yaml", "vqgan.ckpt"
 _VQGAN_PREFIXES = ("encoder.", "decoder.", "quantize.", "quant_conv.", "post_quant_conv.")
 
-VQGAN_PRESETS: Registry[VQGANConfig] = Registry("VQGAN")
+VQGAN_PRESETS: Registry[VQGANConfig] = Registry("VQGAN preset")
 # Chameleon's tokenizer: 512 px native, downsampling 16, 8192 codes.
 VQGAN_PRESETS.register("chameleon", VQGANConfig())
 # CPU preset: 128 px -> 8x8 codes (downsampling 16, as Chameleon), 256 codes, ~2M parameters.

@@ -1,0 +1,26 @@
+import pytest
+
+from worldvla_dist.envs.libero_tasks import SUITES, find_task, suite_tasks
+from worldvla_dist.errors import ConfigError
+
+
+def test_every_suite_is_listed_with_its_reference_cap():
+    counts = {s: len(suite_tasks(s)) for s in SUITES.names()}
+    assert counts == {"libero_10": 10, "libero_90": 90, "libero_goal": 10, "libero_object": 10, "libero_spatial": 10}
+    assert [SUITES.get(s).max_steps for s in ("libero_spatial", "libero_object", "libero_goal", "libero_10", "libero_90")] \
+        == [220, 280, 300, 520, 400]
+    assert SUITES.get("libero_10").chunk == 10
+
+
+def test_tasks_by_index_or_name():
+    t = find_task("libero_goal", 3)
+    assert find_task("libero_goal", t.name) == t == find_task("libero_goal", t.language) == find_task("libero_goal", "3")
+
+
+def test_unknown_task_lists_the_valid_ones():
+    with pytest.raises(ConfigError, match=r"unknown task 'fly' in libero_spatial; valid tasks are: pick_up_the_black_bowl"):
+        find_task("libero_spatial", "fly")
+    with pytest.raises(ConfigError, match=r"libero_object has tasks 0..9, got index 12"):
+        find_task("libero_object", 12)
+    with pytest.raises(ConfigError, match="unknown LIBERO suite 'libero_100'"):
+        suite_tasks("libero_100")
