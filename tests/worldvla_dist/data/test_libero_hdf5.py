@@ -1,0 +1,85 @@
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from worldvla_dist.data.libero_hdf5 import (Demo, DemoFile, DemoFileInfo, LiberoDataError, is_validation, noop_mask,
+                                            write_demo_file)
+
+
+def fake_demo(t: int, seed: int) -> Demo:
+    rng = np.random.default_rng(seed)
+    return Demo(actions=rng.uniform(-1, 1, (t, 7)), states=rng.normal(size=(t, 47)),
+                agentview=rng.integers(0, 256, (t, 16, 16, 3), dtype=np.uint8),
+                eye_in_hand=rng.integers(0, 256, (t, 16, 16, 3), dtype=np.uint8),
+                robot_states=rng.normal(size=(t, 9)), proprio={"ee_pos": rng.normal(size=(t, 3))},
+                model_file="<mujoco/>")
+
+
+INFO = DemoFileInfo(language_instruction="open the top drawer", problem_name="libero_kitchen_tabletop_manipulation",
+                    bddl_file_name="libero_goal/open_the_top_drawer.bddl", bddl_file_content="(define ...)",
+                    env_args={"env_name": "x", "env_kwargs": {"control_freq": 20}})
+
+
+def test_round_trip_in_the_official_layout(tmp_path):
+    demos = [fake_demo(5, 0), fake_demo(7, 1)]
+    path = write_demo_file(tmp_path / "task_demo.hdf5", INFO, demos)
+    with h5py.File(path, "r") as f:  # the keys other tools read
+        data = f["data"]
+        assert json.loads(data.attrs["problem_info"])["language_instruction"] == "open the top drawer"
+        assert data.attrs["num_demos"] == 2 and data.attrs["total"] == 12
+        assert data.attrs["macros_image_convention"] == "opengl"
+        assert set(data["demo_1"].keys()) >= {"actions", "states", "rewards", "dones", "robot_states", "obs"}
+        assert set(data["demo_1/obs"].keys()) == {"agentview_rgb", "eye_in_hand_rgb", "ee_pos"}
+        assert data["demo_1"].attrs["num_samples"] == 7
+        assert data["demo_1/dones"][()].tolist() == [0, 0, 0, 0, 0, 0, 1]
+    with DemoFile(path) as f:
+        assert f.info == INFO and f.names == ["demo_0", "demo_1"]
+        for original, read in zip(demos, f):
+            for key in ("actions", "states", "agentview", "eye_in_hand", "robot_states", "rewards", "dones"):
+                assert np.array_equal(getattr(original, key), getattr(read, key)), key
+            assert np.array_equal(read.proprio["ee_pos"], original.proprio["ee_pos"])
+            assert np.array_equal(read.model_images(), original.agentview[:, ::-1, ::-1])
+
+
+def test_missing_key_names_file_and_key(tmp_path):
+    path = write_demo_file(tmp_path / "d.hdf5", INFO, [fake_demo(3, 0)])
+    with h5py.File(path, "a") as f:
+        del f["data/demo_0/obs/agentview_rgb"]
+    with DemoFile(path) as f, pytest.raises(LiberoDataError, match=r"d.hdf5: /data/demo_0 is missing key 'obs/agentview_rgb'"):
+        f["demo_0"]
+    with h5py.File(path, "a") as f:
+        del f["data"].attrs["problem_info"]
+    with pytest.raises(LiberoDataError, match=r"data is missing attributes \['problem_info'\]"):
+        DemoFile(path)
+
+
+def test_corrupted_file_is_named(tmp_path):
+    path = write_demo_file(tmp_path / "c.hdf5", INFO, [fake_demo(3, 0)])
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) // 3])
+    with pytest.raises(LiberoDataError, match=r"c.hdf5: cannot be read as hdf5"):
+        DemoFile(path)
+    with pytest.raises(LiberoDataError, match="cannot be read"):
+        DemoFile(tmp_path / "absent.hdf5")
+
+
+def test_noop_rule():
+    actions = np.array([
+        [0, 0, 0, 0, 0, 0, -1],        # first: the gripper counts as changed -> kept
+        [0, 0, 0, 0, 0, 0, -1],        # still, same gripper -> no-op
+        [5e-5, 0, 0, 0, 0, 0, -1],     # below the threshold -> no-op
+        [2e-4, 0, 0, 0, 0, 0, -1],     # moves -> kept
+        [0, 0, 0, 0, 0, 0, 1],         # gripper changes -> kept
+        [0, 0, 0, 0, 0, 0, 1],         # -> no-op
+    ], dtype=float)
+    assert noop_mask(actions).tolist() == [False, True, True, False, False, True]
+
+
+def test_split_is_deterministic_and_about_ten_percent():
+    keys = [f"libero_spatial/{t}/demo_{i}" for t in range(10) for i in range(50)]
+    val = [k for k in keys if is_validation(k)]
+    assert val == [k for k in reversed(keys) if is_validation(k)][::-1]
+    assert 0.06 < len(val) / len(keys) < 0.14
+    assert is_validation("x", 0.0) is False and is_validation("x", 1.0) is True

@@ -1,0 +1,205 @@
+"""The official LIBERO demonstration format (robomimic-style hdf5), read and written.
+
+    data                      attrs: env_name, problem_info (json), macros_image_convention, bddl_file_name,
+                                     bddl_file_content, env_args (json), num_demos, total
+    data/demo_i               attrs: num_samples, model_file, init_state
+        actions (T, 7)  states (T, D)  robot_states (T, 9)  rewards (T,) uint8  dones (T,) uint8
+        obs/agentview_rgb (T, H, W, 3) uint8   obs/eye_in_hand_rgb   obs/ee_pos, ee_ori, ee_states,
+            gripper_states, joint_states (when recorded)
+
+Images are stored as the renderer gives them (`macros_image_convention`, "opengl" in LIBERO's files:
+upside down); `Demo.model_images()` turns them into what WorldVLA sees. Also here: the reference's
+no-op filter and the deterministic 90/10 trajectory split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import h5py
+import numpy as np
+
+from worldvla_dist.envs.libero_env import to_model_orientation
+from worldvla_dist.errors import WorldVLAError
+
+DEMO_KEYS = ("actions", "states", "rewards", "dones", "obs/agentview_rgb")
+FILE_ATTRS = ("problem_info", "bddl_file_name")
+NOOP_THRESHOLD = 1e-4
+
+
+class LiberoDataError(WorldVLAError, ValueError):
+    """A demonstration file is unreadable, or lacks a key the format requires."""
+
+
+@dataclass
+class Demo:
+    actions: np.ndarray  # (T, 7) float64
+    states: np.ndarray  # (T, D) flattened MuJoCo states, states[t] before actions[t]
+    agentview: np.ndarray  # (T, H, W, 3) uint8, stored convention
+    eye_in_hand: np.ndarray | None = None
+    rewards: np.ndarray | None = None  # (T,) uint8; default: 1 at the last step
+    dones: np.ndarray | None = None
+    robot_states: np.ndarray | None = None
+    proprio: dict[str, np.ndarray] = field(default_factory=dict)  # ee_pos, gripper_states, ...
+    model_file: str = ""
+    image_convention: str = "opengl"
+
+    def __post_init__(self) -> None:
+        t = len(self.actions)
+        for name in ("states", "agentview"):
+            if len(getattr(self, name)) != t:
+                raise LiberoDataError(f"Demo: {name} has {len(getattr(self, name))} steps, actions {t}")
+        if self.rewards is None:
+            self.rewards = np.zeros(t, dtype=np.uint8)
+            self.rewards[-1:] = 1
+        if self.dones is None:
+            self.dones = self.rewards.copy()
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+    def model_images(self, camera: str = "agentview") -> np.ndarray:
+        """(T, H, W, 3) uint8 in WorldVLA's orientation (the reference's 180-degree turn of a raw render)."""
+        images = self.agentview if camera == "agentview" else self.eye_in_hand
+        if self.image_convention == "opencv":  # already flipped upright: one more flip gives the raw render
+            images = images[:, ::-1]
+        return np.stack([to_model_orientation(im) for im in images])
+
+
+@dataclass
+class DemoFileInfo:
+    """The file-level attributes of a LIBERO demo file."""
+
+    language_instruction: str
+    problem_name: str
+    bddl_file_name: str
+    bddl_file_content: str = ""
+    env_name: str = ""
+    env_args: dict[str, Any] = field(default_factory=dict)
+    domain_name: str = "robosuite"
+    image_convention: str = "opengl"
+
+
+def write_demo_file(path: str | Path, info: DemoFileInfo, demos: list[Demo]) -> Path:
+    """Writes `demos` as data/demo_0.. in the official layout (gzip-compressed images)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".partial")
+    with h5py.File(tmp, "w") as f:
+        grp = f.create_group("data")
+        grp.attrs["env_name"] = info.env_name
+        grp.attrs["problem_info"] = json.dumps({"problem_name": info.problem_name, "domain_name": info.domain_name,
+                                                "language_instruction": info.language_instruction})
+        grp.attrs["macros_image_convention"] = info.image_convention
+        grp.attrs["bddl_file_name"] = info.bddl_file_name
+        grp.attrs["bddl_file_content"] = info.bddl_file_content
+        grp.attrs["env_args"] = json.dumps(info.env_args)
+        for i, demo in enumerate(demos):
+            ep = grp.create_group(f"demo_{i}")
+            ep.create_dataset("actions", data=np.asarray(demo.actions, dtype=np.float64))
+            ep.create_dataset("states", data=demo.states)
+            ep.create_dataset("rewards", data=demo.rewards.astype(np.uint8))
+            ep.create_dataset("dones", data=demo.dones.astype(np.uint8))
+            if demo.robot_states is not None:
+                ep.create_dataset("robot_states", data=demo.robot_states)
+            obs = ep.create_group("obs")
+            obs.create_dataset("agentview_rgb", data=demo.agentview, compression="gzip", compression_opts=4)
+            if demo.eye_in_hand is not None:
+                obs.create_dataset("eye_in_hand_rgb", data=demo.eye_in_hand, compression="gzip", compression_opts=4)
+            for name, values in demo.proprio.items():
+                obs.create_dataset(name, data=values)
+            ep.attrs["num_samples"] = len(demo)
+            ep.attrs["model_file"] = demo.model_file
+            ep.attrs["init_state"] = demo.states[0]
+        grp.attrs["num_demos"] = len(demos)
+        grp.attrs["total"] = int(sum(len(d) for d in demos))
+    tmp.replace(path)  # a crash mid-write never leaves a file that looks finished
+    return path
+
+
+class DemoFile:
+    """Read access to one LIBERO demo file; every missing key is reported with the file and key."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            self._file = h5py.File(self.path, "r")
+        except (OSError, FileNotFoundError) as e:
+            raise LiberoDataError(f"{self.path}: cannot be read as hdf5 ({e})") from e
+        if "data" not in self._file:
+            raise LiberoDataError(f"{self.path}: missing key 'data'")
+        data = self._file["data"]
+        missing = [a for a in FILE_ATTRS if a not in data.attrs]
+        if missing:
+            raise LiberoDataError(f"{self.path}: data is missing attributes {missing}")
+        problem = json.loads(data.attrs["problem_info"])
+        self.info = DemoFileInfo(
+            language_instruction=problem["language_instruction"], problem_name=problem.get("problem_name", ""),
+            domain_name=problem.get("domain_name", ""), bddl_file_name=str(data.attrs["bddl_file_name"]),
+            bddl_file_content=str(data.attrs.get("bddl_file_content", "")), env_name=str(data.attrs.get("env_name", "")),
+            env_args=json.loads(data.attrs.get("env_args", "{}") or "{}"),
+            image_convention=str(data.attrs.get("macros_image_convention", "opengl")))
+        # demo_0, demo_1, ..., demo_10 in numeric order
+        self.names = sorted((k for k in data.keys() if k.startswith("demo_")), key=lambda k: int(k.split("_")[1]))
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __iter__(self) -> Iterator[Demo]:
+        return (self[name] for name in self.names)
+
+    def _read(self, group: h5py.Group, key: str, required: bool = True) -> np.ndarray | None:
+        if key not in group:
+            if required:
+                raise LiberoDataError(f"{self.path}: {group.name} is missing key '{key}'")
+            return None
+        try:
+            return group[key][()]
+        except OSError as e:  # truncated or corrupted chunk
+            raise LiberoDataError(f"{self.path}: {group.name}/{key} is corrupted ({e})") from e
+
+    def __getitem__(self, name: str) -> Demo:
+        if name not in self.names:
+            raise LiberoDataError(f"{self.path}: no demo {name!r}; the file has {len(self.names)} demos")
+        ep = self._file["data"][name]
+        required = {k: self._read(ep, k) for k in DEMO_KEYS}
+        proprio = {}
+        if "obs" in ep:
+            for key in ("ee_pos", "ee_ori", "ee_states", "gripper_states", "joint_states"):
+                if key in ep["obs"]:
+                    proprio[key] = self._read(ep["obs"], key)
+        return Demo(actions=required["actions"], states=required["states"], agentview=required["obs/agentview_rgb"],
+                    eye_in_hand=self._read(ep, "obs/eye_in_hand_rgb", required=False),
+                    rewards=required["rewards"], dones=required["dones"],
+                    robot_states=self._read(ep, "robot_states", required=False), proprio=proprio,
+                    model_file=str(ep.attrs.get("model_file", "")), image_convention=self.info.image_convention)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> "DemoFile":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def noop_mask(actions: np.ndarray) -> np.ndarray:
+    """(T, 7) -> (T,) bool, True for the reference's no-ops: every |a[:6]| < 1e-4 and the gripper
+    command unchanged from the previous action (the first action's gripper counts as changed)."""
+    actions = np.asarray(actions)
+    still = (np.abs(actions[:, :6]) < NOOP_THRESHOLD).all(axis=1)
+    same_gripper = np.zeros(len(actions), dtype=bool)
+    same_gripper[1:] = actions[1:, 6] == actions[:-1, 6]
+    return still & same_gripper
+
+
+def is_validation(trajectory_key: str, val_fraction: float = 0.1) -> bool:
+    """Deterministic 90/10 split by trajectory: the same key lands on the same side on every machine,
+    whatever order files are listed in."""
+    digest = hashlib.sha256(trajectory_key.encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2 ** 64 < val_fraction
