@@ -1,0 +1,288 @@
+"""A scripted expert for LIBERO: reads the task's goal predicates and object poses from the simulator
+and drives the end effector through waypoints (OSC delta-pose actions), so demonstrations can be
+generated here instead of downloaded.
+
+Skills: pick-and-place (`on`, `in`), as far as they go for the other predicates (see the success
+table in the README). The gripper points down and keeps its yaw except where a skill rotates it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from worldvla_dist.envs.libero_env import LiberoEnv
+
+OPEN, CLOSE = -1.0, 1.0
+POS_PER_UNIT = 0.05  # OSC_POSE: an action of 1.0 asks for 5 cm
+GAIN = 1.6  # proportional gain on the position error, in action units per POS_PER_UNIT
+HOVER = 0.10  # metres above an object's top before descending onto it
+STALL_STEPS = 10  # a waypoint whose error stops shrinking for this many steps is taken as reached
+
+
+@dataclass
+class Box:
+    """Axis-aligned world bounds of an object's collision geoms."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+
+    @property
+    def center(self) -> np.ndarray:
+        return (self.lo + self.hi) / 2
+
+    @property
+    def size(self) -> np.ndarray:
+        return self.hi - self.lo
+
+
+def _subtree_bodies(model, root: int) -> set[int]:
+    bodies = {root}
+    for b in range(model.nbody):
+        parent = b
+        while parent not in bodies and parent != 0:
+            parent = model.body_parentid[parent]
+        if parent in bodies:
+            bodies.add(b)
+    return bodies
+
+
+def _geom_corners(sim, body_id: int) -> np.ndarray:
+    """(N, 3) world corners of the local AABBs of the collision geoms under a body."""
+    model, data = sim.model, sim.data
+    bodies = _subtree_bodies(model, body_id)
+    signs = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)])
+    corners = []
+    for g in range(model.ngeom):
+        if model.geom_bodyid[g] not in bodies or (model.geom_contype[g] == 0 and model.geom_conaffinity[g] == 0):
+            continue
+        local = model.geom_aabb[g][:3] + signs * model.geom_aabb[g][3:]
+        corners.append(data.geom_xpos[g] + local @ data.geom_xmat[g].reshape(3, 3).T)
+    return np.concatenate(corners) if corners else data.body_xpos[body_id][None].copy()
+
+
+def body_frame_box(sim, body_id: int) -> Box:
+    """Bounds of the object's collision geoms in its own body frame (unchanged when it tilts)."""
+    rot = sim.data.body_xmat[body_id].reshape(3, 3)
+    local = (_geom_corners(sim, body_id) - sim.data.body_xpos[body_id]) @ rot
+    return Box(local.min(0), local.max(0))
+
+
+def object_box(sim, body_id: int) -> Box:
+    """World AABB over the collision geoms of a body and its children."""
+    pts = _geom_corners(sim, body_id)
+    if len(pts) == 1:
+        return Box(pts[0] - 0.02, pts[0] + 0.02)
+    return Box(pts.min(0), pts.max(0))
+
+
+@dataclass
+class Waypoint:
+    """Drive the end effector to `target()` with the gripper at `grip`; done when within `tol` metres,
+    or after `hold` steps when `hold` is set (grasping and releasing wait for the fingers). `target`
+    is evaluated when the waypoint starts, or at every step when `track` is set (objects move: a
+    bowl settling off a ramekin, a nudged can)."""
+
+    target: Callable[[], np.ndarray]
+    grip: float
+    tol: float = 0.01
+    hold: int = 0
+    track: bool = False
+    max_steps: int = 80
+
+
+@dataclass
+class ExpertState:
+    plan: list[Waypoint] = field(default_factory=list)
+    index: int = 0
+    steps_here: int = 0
+    goal: np.ndarray | None = None
+    best_error: float = np.inf
+    stalled: int = 0
+
+
+class ScriptedExpert:
+    """`act()` gives the next 7-D action for the env's current state; `finished` when the plan ran out."""
+
+    def __init__(self, env: LiberoEnv):
+        self.env = env
+        self.robosuite = env._env.env
+        self.robot = self.robosuite.robots[0]
+        self.state = ExpertState()
+        self.predicates = [tuple(p) for p in self.robosuite.parsed_problem["goal_state"]]
+
+    # ---- scene queries ----
+    @property
+    def sim(self):
+        return self.robosuite.sim
+
+    def eef(self) -> np.ndarray:
+        return np.array(self.sim.data.site_xpos[self.robot.eef_site_id])
+
+    def box(self, name: str) -> Box:
+        if name in self.robosuite.obj_body_id:
+            return object_box(self.sim, self.robosuite.obj_body_id[name])
+        site = self.sim.model.site_name2id(name)  # a region: its site, with the site's size as extent
+        pos, size = np.array(self.sim.data.site_xpos[site]), np.array(self.sim.model.site_size[site])
+        half = np.array([size[0], size[1] if size[1] > 0 else size[0], 0.0])
+        return Box(pos - half, pos + half)
+
+    def clearance(self, point: np.ndarray, exclude: str) -> float:
+        """Horizontal distance from `point` to the nearest other object's box (fixtures included)."""
+        names = [n for n in self.robosuite.obj_body_id if n != exclude]
+        gaps = []
+        for n in names:
+            b = self.box(n)
+            if b.hi[2] < point[2] - 0.05:  # well below the fingers (the table, a plate under the bowl)
+                continue
+            d = np.maximum(np.maximum(b.lo[:2] - point[:2], point[:2] - b.hi[:2]), 0.0)
+            gaps.append(float(np.linalg.norm(d)))
+        return min(gaps, default=1.0)
+
+    # ---- planning ----
+    def plan(self) -> list[Waypoint]:
+        waypoints: list[Waypoint] = []
+        for predicate in self.predicates:
+            kind = predicate[0].lower()
+            if kind in ("on", "in"):
+                waypoints += self.pick_and_place(predicate[1], predicate[2])
+            else:
+                raise NotImplementedError(f"ScriptedExpert: no skill for predicate {predicate}")
+        return waypoints
+
+    def grasp_point(self, obj: str) -> np.ndarray:
+        """Where the end effector closes on `obj`: a bowl by its rim, anything else across its middle."""
+        ob = self.box(obj)
+        grasp = ob.center.copy()
+        if "bowl" in obj:
+            return self.rim_grasp(obj)
+        else:
+            grasp[2] = max(ob.hi[2] - 0.035, ob.lo[2] + 0.015)
+        return grasp
+
+    def rim_grasp(self, bowl: str) -> np.ndarray:
+        """A point 2 cm below the rim where the rim's outward direction is closest to +y or -y (the
+        fingers open along world y, so they straddle the wall there), on the side with more room
+        for the outer finger. Works for tilted bowls: the rim is traced in the bowl's own frame."""
+        body = self.robosuite.obj_body_id[bowl]
+        local = body_frame_box(self.sim, body)
+        rot = self.sim.data.body_xmat[body].reshape(3, 3)
+        origin = self.sim.data.body_xpos[body]
+        radius = min(local.size[0], local.size[1]) / 2 - 0.012
+        theta = np.linspace(0, 2 * np.pi, 72, endpoint=False)
+        radial = np.stack([np.cos(theta), np.sin(theta), np.zeros_like(theta)], 1)
+        rim = origin + (local.center + [0, 0, local.size[2] / 2] + radius * radial) @ rot.T
+        outward = radial @ rot.T
+        candidates = [rim[np.argmax(sign * outward[:, 1])] for sign in (-1, 1)]
+        grasp = max(candidates, key=lambda p: self.clearance(p, exclude=bowl)).copy()
+        grasp[2] -= 0.02
+        return grasp
+
+    def pick_and_place(self, obj: str, target: str) -> list[Waypoint]:
+        """Grasp `obj` from above, lift, carry over `target`, lower until the object's bottom clears
+        the target's top, open, back off upwards."""
+
+        def hover() -> np.ndarray:
+            return self.grasp_point(obj) + [0, 0, HOVER]
+
+        def lift() -> np.ndarray:
+            return np.array([*self.eef()[:2], self.carry_z(obj, target)])
+
+        def over_target() -> np.ndarray:
+            ob, tb = self.box(obj), self.box(target)
+            return np.array([*(tb.center[:2] + self.eef()[:2] - ob.center[:2]), self.carry_z(obj, target)])
+
+        def place() -> np.ndarray:
+            ob, tb, eef = self.box(obj), self.box(target), self.eef()
+            return np.array([*(tb.center[:2] + eef[:2] - ob.center[:2]), tb.hi[2] + (eef[2] - ob.lo[2]) + 0.01])
+
+        def here() -> np.ndarray:
+            return self.eef()
+
+        def back_off() -> np.ndarray:
+            return self.eef() + [0, 0, 0.10]
+
+        return [
+            Waypoint(hover, OPEN, tol=0.015, track=True),
+            Waypoint(lambda: self.grasp_point(obj), OPEN, tol=0.008, track=True),
+            Waypoint(here, CLOSE, hold=12),
+            Waypoint(lift, CLOSE, tol=0.02),
+            Waypoint(over_target, CLOSE, tol=0.015),
+            Waypoint(place, CLOSE, tol=0.012),
+            Waypoint(here, OPEN, hold=8),
+            Waypoint(back_off, OPEN, tol=0.03),
+        ]
+
+    def carry_z(self, obj: str, target: str) -> float:
+        """End-effector height at which the held object's bottom is 8 cm above the target and every
+        other object's top."""
+        ob = self.box(obj)
+        tops = [self.box(target).hi[2]] + [self.box(n).hi[2] for n in self.robosuite.obj_body_id if n != obj]
+        return float(max(tops) + (self.eef()[2] - ob.lo[2]) + 0.08)
+
+    # ---- control ----
+    @property
+    def finished(self) -> bool:
+        return bool(self.state.plan) and self.state.index >= len(self.state.plan)
+
+    def act(self) -> np.ndarray:
+        if not self.state.plan:
+            self.state.plan = self.plan()
+        if self.finished:
+            return np.array([0, 0, 0, 0, 0, 0, self.state.plan[-1].grip])
+        wp = self.state.plan[self.state.index]
+        if self.state.goal is None or wp.track:
+            self.state.goal = wp.target()
+        error = self.state.goal - self.eef()
+        self.state.steps_here += 1
+        reached = (self.state.steps_here >= wp.hold) if wp.hold else (np.abs(error).max() < wp.tol)
+        # blocked (a held object resting on its target, a finger on a rim): no progress for a while
+        distance = float(np.abs(error).max())
+        if distance < self.state.best_error - 1e-3:
+            self.state.best_error, self.state.stalled = distance, 0
+        else:
+            self.state.stalled += 1
+        stuck = not wp.hold and self.state.stalled >= STALL_STEPS
+        if reached or stuck or self.state.steps_here >= wp.max_steps:
+            self.state.index += 1
+            self.state.steps_here = self.state.stalled = 0
+            self.state.best_error = np.inf
+            self.state.goal = None
+        action = np.zeros(7)
+        action[:3] = np.clip(GAIN * error / POS_PER_UNIT, -1.0, 1.0)
+        action[6] = wp.grip
+        return action
+
+
+@dataclass
+class ExpertRollout:
+    """What the expert did in one trial: actions (T, 7), states (T, D) (states[t] before actions[t])."""
+
+    actions: np.ndarray
+    states: np.ndarray
+    success: bool
+    error: str = ""
+
+
+SETTLE_STEPS = 15  # after the plan ends, let a released object come to rest before judging
+
+
+def run_expert(env: LiberoEnv, trial: int) -> ExpertRollout:
+    """Runs the expert from init state `trial` without rendering, until success, the plan's end
+    (plus settling steps) or the env's step cap."""
+    env.reset(trial, cameras=())
+    expert = ScriptedExpert(env)
+    actions, states = [], []
+    settle = SETTLE_STEPS
+    try:
+        while not env.done and not env.truncated and settle > 0:
+            action = expert.act()
+            states.append(env.sim.get_state().flatten())
+            actions.append(action)
+            env.step(action)
+            settle -= expert.finished
+    except NotImplementedError as e:
+        return ExpertRollout(np.zeros((0, 7)), np.zeros((0, 0)), False, str(e))
+    return ExpertRollout(np.asarray(actions), np.asarray(states), env.done)
