@@ -17,6 +17,7 @@ from worldvla_dist.envs.libero_env import LiberoEnv
 
 OPEN, CLOSE = -1.0, 1.0
 POS_PER_UNIT = 0.05  # OSC_POSE: an action of 1.0 asks for 5 cm
+ROT_PER_UNIT = 0.5  # and 0.5 rad
 GAIN = 1.6  # proportional gain on the position error, in action units per POS_PER_UNIT
 HOVER = 0.10  # metres above an object's top before descending onto it
 STALL_STEPS = 10  # a waypoint whose error stops shrinking for this many steps is taken as reached
@@ -90,7 +91,9 @@ class Waypoint:
     tol: float = 0.01
     hold: int = 0
     track: bool = False
+    until_blocked: bool = False  # also done once the error stops shrinking (lowering onto something)
     max_steps: int = 80
+    finger_axis: Callable[[], np.ndarray] | None = None  # world xy direction the fingers open along
 
 
 @dataclass
@@ -112,6 +115,7 @@ class ScriptedExpert:
         self.robot = self.robosuite.robots[0]
         self.state = ExpertState()
         self.predicates = [tuple(p) for p in self.robosuite.parsed_problem["goal_state"]]
+        self._rim_side: dict[str, int] = {}
 
     # ---- scene queries ----
     @property
@@ -154,18 +158,21 @@ class ScriptedExpert:
 
     def grasp_point(self, obj: str) -> np.ndarray:
         """Where the end effector closes on `obj`: a bowl by its rim, anything else across its middle."""
+        if "bowl" in obj:
+            return self.rim_grasp(obj)[0]
         ob = self.box(obj)
         grasp = ob.center.copy()
-        if "bowl" in obj:
-            return self.rim_grasp(obj)
-        else:
-            grasp[2] = max(ob.hi[2] - 0.035, ob.lo[2] + 0.015)
+        grasp[2] = max(ob.hi[2] - 0.035, ob.lo[2] + 0.015)
         return grasp
 
-    def rim_grasp(self, bowl: str) -> np.ndarray:
-        """A point 2 cm below the rim where the rim's outward direction is closest to +y or -y (the
-        fingers open along world y, so they straddle the wall there), on the side with more room
-        for the outer finger. Works for tilted bowls: the rim is traced in the bowl's own frame."""
+    def finger_axis(self, obj: str) -> np.ndarray | None:
+        return self.rim_grasp(obj)[1] if "bowl" in obj else None
+
+    def rim_grasp(self, bowl: str) -> tuple[np.ndarray, np.ndarray]:
+        """A point 2 cm below the rim, and the finger axis, where the rim's outward direction is along
+        world +-x or +-y (the fingers then straddle the wall), choosing among the four the one whose
+        fingers are least blocked from above (drawer walls, shelves), then with most room around.
+        Works for tilted bowls: the rim is traced in the bowl's own frame."""
         body = self.robosuite.obj_body_id[bowl]
         local = body_frame_box(self.sim, body)
         rot = self.sim.data.body_xmat[body].reshape(3, 3)
@@ -175,10 +182,30 @@ class ScriptedExpert:
         radial = np.stack([np.cos(theta), np.sin(theta), np.zeros_like(theta)], 1)
         rim = origin + (local.center + [0, 0, local.size[2] / 2] + radius * radial) @ rot.T
         outward = radial @ rot.T
-        candidates = [rim[np.argmax(sign * outward[:, 1])] for sign in (-1, 1)]
-        grasp = max(candidates, key=lambda p: self.clearance(p, exclude=bowl)).copy()
-        grasp[2] -= 0.02
-        return grasp
+        axes = [np.array([0.0, 1.0]), np.array([0.0, 1.0]), np.array([1.0, 0.0]), np.array([1.0, 0.0])]
+        candidates = [rim[np.argmax(sign * outward[:, dim])] - [0, 0, 0.02]
+                      for dim, sign in ((1, -1), (1, 1), (0, -1), (0, 1))]
+        if bowl not in self._rim_side:  # choose once: the arm itself must not sway the choice later
+            self._rim_side[bowl] = min(range(4), key=lambda i: (
+                self.blocked_above(candidates[i], bowl, axes[i]), i >= 2, -self.clearance(candidates[i], exclude=bowl)))
+        i = self._rim_side[bowl]
+        return candidates[i].copy(), axes[i]
+
+    def blocked_above(self, point: np.ndarray, obj: str, axis: np.ndarray, height: float = 0.35) -> int:
+        """How many vertical rays, every centimetre across the open fingers along `axis`, dropped onto
+        `point` hit something other than `obj` first: a drawer's wall, a cabinet's top."""
+        import mujoco
+
+        own = _subtree_bodies(self.sim.model, self.robosuite.obj_body_id[obj])
+        hits = 0
+        for offset in np.arange(-0.065, 0.0651, 0.01):
+            start = np.array([*(point[:2] + offset * axis), point[2] + height])
+            geom = np.zeros(1, dtype=np.int32)
+            dist = mujoco.mj_ray(self.sim.model._model, self.sim.data._data, start, np.array([0.0, 0.0, -1.0]),
+                                 None, 1, -1, geom)
+            if 0 <= dist < height - 0.005 and self.sim.model.geom_bodyid[geom[0]] not in own:
+                hits += 1
+        return hits
 
     def pick_and_place(self, obj: str, target: str) -> list[Waypoint]:
         """Grasp `obj` from above, lift, carry over `target`, lower until the object's bottom clears
@@ -204,23 +231,35 @@ class ScriptedExpert:
         def back_off() -> np.ndarray:
             return self.eef() + [0, 0, 0.10]
 
+        axis = lambda: self.finger_axis(obj)  # noqa: E731
         return [
-            Waypoint(hover, OPEN, tol=0.015, track=True),
-            Waypoint(lambda: self.grasp_point(obj), OPEN, tol=0.008, track=True),
+            Waypoint(hover, OPEN, tol=0.015, track=True, finger_axis=axis),
+            Waypoint(lambda: self.grasp_point(obj), OPEN, tol=0.008, track=True, until_blocked=True, finger_axis=axis),
             Waypoint(here, CLOSE, hold=12),
             Waypoint(lift, CLOSE, tol=0.02),
             Waypoint(over_target, CLOSE, tol=0.015),
-            Waypoint(place, CLOSE, tol=0.012),
+            Waypoint(place, CLOSE, tol=0.012, until_blocked=True),
             Waypoint(here, OPEN, hold=8),
             Waypoint(back_off, OPEN, tol=0.03),
         ]
 
     def carry_z(self, obj: str, target: str) -> float:
-        """End-effector height at which the held object's bottom is 8 cm above the target and every
-        other object's top."""
-        ob = self.box(obj)
-        tops = [self.box(target).hi[2]] + [self.box(n).hi[2] for n in self.robosuite.obj_body_id if n != obj]
-        return float(max(tops) + (self.eef()[2] - ob.lo[2]) + 0.08)
+        """End-effector height at which the held object's bottom is 8 cm above the target and above
+        every object near the straight path to it."""
+        ob, tb = self.box(obj), self.box(target)
+        start, end = ob.center[:2], tb.center[:2]
+        tops = [tb.hi[2]]
+        for name in self.robosuite.obj_body_id:
+            if name in (obj, target):
+                continue
+            b = self.box(name)
+            # distance from the segment start-end to the box, in the table plane
+            t = np.clip(np.dot(b.center[:2] - start, end - start) / max(np.dot(end - start, end - start), 1e-9), 0, 1)
+            nearest = start + t * (end - start)
+            gap = np.maximum(np.maximum(b.lo[:2] - nearest, nearest - b.hi[:2]), 0.0)
+            if np.linalg.norm(gap) < ob.size[:2].max() / 2 + 0.04:
+                tops.append(b.hi[2])
+        return float(max(tops) + (self.eef()[2] - ob.lo[2]) + 0.06)
 
     # ---- control ----
     @property
@@ -244,7 +283,7 @@ class ScriptedExpert:
             self.state.best_error, self.state.stalled = distance, 0
         else:
             self.state.stalled += 1
-        stuck = not wp.hold and self.state.stalled >= STALL_STEPS
+        stuck = wp.until_blocked and self.state.stalled >= STALL_STEPS
         if reached or stuck or self.state.steps_here >= wp.max_steps:
             self.state.index += 1
             self.state.steps_here = self.state.stalled = 0
@@ -252,8 +291,20 @@ class ScriptedExpert:
             self.state.goal = None
         action = np.zeros(7)
         action[:3] = np.clip(GAIN * error / POS_PER_UNIT, -1.0, 1.0)
+        wanted = wp.finger_axis() if wp.finger_axis else None
+        if wanted is not None:
+            action[5] = np.clip(GAIN * self.yaw_error(wanted) / ROT_PER_UNIT, -1.0, 1.0)
         action[6] = wp.grip
         return action
+
+    def yaw_error(self, wanted_axis: np.ndarray) -> float:
+        """Rotation about world z (radians, in [-pi/2, pi/2]: the fingers are symmetric) that turns
+        the current finger axis onto `wanted_axis`."""
+        model, data = self.sim.model, self.sim.data
+        current = (data.body_xpos[model.body_name2id("gripper0_rightfinger")]
+                   - data.body_xpos[model.body_name2id("gripper0_leftfinger")])[:2]
+        delta = np.arctan2(wanted_axis[1], wanted_axis[0]) - np.arctan2(current[1], current[0])
+        return float((delta + np.pi / 2) % np.pi - np.pi / 2)
 
 
 @dataclass
