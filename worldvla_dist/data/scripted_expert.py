@@ -161,12 +161,19 @@ class ScriptedExpert:
         if "bowl" in obj:
             return self.rim_grasp(obj)[0]
         ob = self.box(obj)
-        grasp = ob.center.copy()
-        grasp[2] = max(ob.hi[2] - 0.035, ob.lo[2] + 0.015)
+        grasp = np.array([*self.footprint(obj)[0], max(ob.hi[2] - 0.035, ob.lo[2] + 0.015)])
         return grasp
 
-    def finger_axis(self, obj: str) -> np.ndarray | None:
-        return self.rim_grasp(obj)[1] if "bowl" in obj else None
+    def footprint(self, obj: str) -> tuple[np.ndarray, np.ndarray]:
+        """Centre and minor axis of the object's outline seen from above (from its collision geoms):
+        the fingers close across the narrow side."""
+        points = _geom_corners(self.sim, self.robosuite.obj_body_id[obj])[:, :2]
+        center = (points.min(0) + points.max(0)) / 2
+        _, vectors = np.linalg.eigh(np.cov((points - center).T))
+        return center, vectors[:, 0]
+
+    def finger_axis(self, obj: str) -> np.ndarray:
+        return self.rim_grasp(obj)[1] if "bowl" in obj else self.footprint(obj)[1]
 
     def rim_grasp(self, bowl: str) -> tuple[np.ndarray, np.ndarray]:
         """A point 2 cm below the rim, and the finger axis, where the rim's outward direction is along
