@@ -21,6 +21,7 @@ ROT_PER_UNIT = 0.5  # and 0.5 rad
 GAIN = 1.6  # proportional gain on the position error, in action units per POS_PER_UNIT
 HOVER = 0.10  # metres above an object's top before descending onto it
 STALL_STEPS = 10  # a waypoint whose error stops shrinking for this many steps is taken as reached
+RELEASE_GAP = 0.03  # metres between a held object's bottom and the surface when it is let go
 
 
 @dataclass
@@ -199,18 +200,23 @@ class ScriptedExpert:
         return candidates[i].copy(), axes[i]
 
     def blocked_above(self, point: np.ndarray, obj: str, axis: np.ndarray, height: float = 0.35) -> int:
-        """How many vertical rays, every centimetre across the open fingers along `axis`, dropped onto
-        `point` hit something other than `obj` first: a drawer's wall, a cabinet's top."""
+        """How many vertical rays, every centimetre across the open fingers along `axis`, cast upwards
+        from just below `point` hit something other than `obj` or the robot itself: a drawer's wall,
+        a cabinet's top. (Upwards, so the arm hovering above does not hide what lies below it.)"""
         import mujoco
 
-        own = _subtree_bodies(self.sim.model, self.robosuite.obj_body_id[obj])
+        model = self.sim.model
+        own = _subtree_bodies(model, self.robosuite.obj_body_id[obj])
         hits = 0
         for offset in np.arange(-0.065, 0.0651, 0.01):
-            start = np.array([*(point[:2] + offset * axis), point[2] + height])
+            start = np.array([*(point[:2] + offset * axis), point[2] - 0.005])
             geom = np.zeros(1, dtype=np.int32)
-            dist = mujoco.mj_ray(self.sim.model._model, self.sim.data._data, start, np.array([0.0, 0.0, -1.0]),
-                                 None, 1, -1, geom)
-            if 0 <= dist < height - 0.005 and self.sim.model.geom_bodyid[geom[0]] not in own:
+            dist = mujoco.mj_ray(model._model, self.sim.data._data, start, np.array([0.0, 0.0, 1.0]), None, 1, -1, geom)
+            if not 0 <= dist < height:
+                continue
+            body = model.geom_bodyid[geom[0]]
+            name = model.body_id2name(body) or ""
+            if body not in own and not name.startswith(("robot0_", "gripper0_", "mount0_")):
                 hits += 1
         return hits
 
@@ -225,12 +231,16 @@ class ScriptedExpert:
             return np.array([*self.eef()[:2], self.carry_z(obj, target)])
 
         def over_target() -> np.ndarray:
-            ob, tb = self.box(obj), self.box(target)
-            return np.array([*(tb.center[:2] + self.eef()[:2] - ob.center[:2]), self.carry_z(obj, target)])
+            tb = self.box(target)
+            return np.array([*(tb.center[:2] + self.eef()[:2] - self.base_point(obj)[:2]), self.carry_z(obj, target)])
 
         def place() -> np.ndarray:
+            # lower until the held object's bottom is just above the surface under the target's
+            # centre (a plate's well, a basket's floor), not its bounding box's top (the rim)
             ob, tb, eef = self.box(obj), self.box(target), self.eef()
-            return np.array([*(tb.center[:2] + eef[:2] - ob.center[:2]), tb.hi[2] + (eef[2] - ob.lo[2]) + 0.01])
+            surface = self.surface_below(tb.center[:2], ob.lo[2] - 0.002, default=tb.hi[2])
+            return np.array([*(tb.center[:2] + eef[:2] - self.base_point(obj)[:2]),
+                             surface + (eef[2] - ob.lo[2]) + RELEASE_GAP])
 
         def here() -> np.ndarray:
             return self.eef()
@@ -249,6 +259,23 @@ class ScriptedExpert:
             Waypoint(here, OPEN, hold=8),
             Waypoint(back_off, OPEN, tol=0.03),
         ]
+
+    def base_point(self, obj: str) -> np.ndarray:
+        """The centre of the object's own bottom face, in the world: what should end up over the
+        target's centre (a held object hangs tilted, so its bounding box's centre is not it)."""
+        body = self.robosuite.obj_body_id[obj]
+        local = body_frame_box(self.sim, body)
+        rot = self.sim.data.body_xmat[body].reshape(3, 3)
+        return self.sim.data.body_xpos[body] + rot @ np.array([local.center[0], local.center[1], local.lo[2]])
+
+    def surface_below(self, xy: np.ndarray, from_z: float, default: float) -> float:
+        """Height of the first surface a vertical ray from (xy, from_z) meets going down."""
+        import mujoco
+
+        geom = np.zeros(1, dtype=np.int32)
+        dist = mujoco.mj_ray(self.sim.model._model, self.sim.data._data, np.array([xy[0], xy[1], from_z]),
+                             np.array([0.0, 0.0, -1.0]), None, 1, -1, geom)
+        return from_z - dist if dist >= 0 else default
 
     def carry_z(self, obj: str, target: str) -> float:
         """End-effector height at which the held object's bottom is 8 cm above the target and above
