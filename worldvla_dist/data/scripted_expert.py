@@ -117,6 +117,7 @@ class ScriptedExpert:
         self.state = ExpertState()
         self.predicates = [tuple(p) for p in self.robosuite.parsed_problem["goal_state"]]
         self._rim_side: dict[str, int] = {}
+        self._grasp_shift: dict[str, float] = {}
 
     # ---- scene queries ----
     @property
@@ -162,8 +163,15 @@ class ScriptedExpert:
         if "bowl" in obj:
             return self.rim_grasp(obj)[0]
         ob = self.box(obj)
-        grasp = np.array([*self.footprint(obj)[0], max(ob.hi[2] - 0.035, ob.lo[2] + 0.015)])
-        return grasp
+        center, minor = self.footprint(obj)
+        grasp = np.array([*center, max(ob.hi[2] - 0.035, ob.lo[2] + 0.015)])
+        if obj not in self._grasp_shift:  # slide along the long side if the palm would hit a neighbour
+            major = np.array([-minor[1], minor[0]])
+            shifts = [0.0, -0.015, 0.015, -0.03, 0.03]
+            self._grasp_shift[obj] = min(shifts, key=lambda d: (
+                self.obstacles_above(grasp + [*(d * major), 0.0], obj, minor, across=0.10, along=0.03, lift=0.03), abs(d)))
+        major = np.array([-minor[1], minor[0]])
+        return grasp + [*(self._grasp_shift[obj] * major), 0.0]
 
     def footprint(self, obj: str) -> tuple[np.ndarray, np.ndarray]:
         """Centre and minor axis of the object's outline seen from above (from its collision geoms):
@@ -195,29 +203,33 @@ class ScriptedExpert:
                       for dim, sign in ((1, -1), (1, 1), (0, -1), (0, 1))]
         if bowl not in self._rim_side:  # choose once: the arm itself must not sway the choice later
             self._rim_side[bowl] = min(range(4), key=lambda i: (
-                self.blocked_above(candidates[i], bowl, axes[i]), i >= 2, -self.clearance(candidates[i], exclude=bowl)))
+                self.obstacles_above(candidates[i], bowl, axes[i]), i >= 2, -self.clearance(candidates[i], exclude=bowl)))
         i = self._rim_side[bowl]
         return candidates[i].copy(), axes[i]
 
-    def blocked_above(self, point: np.ndarray, obj: str, axis: np.ndarray, height: float = 0.35) -> int:
-        """How many vertical rays, every centimetre across the open fingers along `axis`, cast upwards
-        from just below `point` hit something other than `obj` or the robot itself: a drawer's wall,
-        a cabinet's top. (Upwards, so the arm hovering above does not hide what lies below it.)"""
+    def obstacles_above(self, point: np.ndarray, obj: str, axis: np.ndarray, across: float = 0.065,
+                        along: float = 0.0, lift: float = -0.005, height: float = 0.35) -> int:
+        """How many vertical rays, cast upwards from `lift` above `point` on a 1-2 cm grid spanning
+        +-`across` along the finger `axis` and +-`along` across it, hit something other than `obj`
+        or the robot: what the open fingers (or the palm, with a positive `lift`) would run into on
+        the way down. Upwards, so the arm hovering above does not hide what lies below it."""
         import mujoco
 
         model = self.sim.model
         own = _subtree_bodies(model, self.robosuite.obj_body_id[obj])
+        normal = np.array([-axis[1], axis[0]])
         hits = 0
-        for offset in np.arange(-0.065, 0.0651, 0.01):
-            start = np.array([*(point[:2] + offset * axis), point[2] - 0.005])
-            geom = np.zeros(1, dtype=np.int32)
-            dist = mujoco.mj_ray(model._model, self.sim.data._data, start, np.array([0.0, 0.0, 1.0]), None, 1, -1, geom)
-            if not 0 <= dist < height:
-                continue
-            body = model.geom_bodyid[geom[0]]
-            name = model.body_id2name(body) or ""
-            if body not in own and not name.startswith(("robot0_", "gripper0_", "mount0_")):
-                hits += 1
+        for a in np.arange(-across, across + 1e-9, 0.01 if not along else 0.02):
+            for b in (np.arange(-along, along + 1e-9, 0.015) if along else (0.0,)):
+                start = np.array([*(point[:2] + a * axis + b * normal), point[2] + lift])
+                geom = np.zeros(1, dtype=np.int32)
+                dist = mujoco.mj_ray(model._model, self.sim.data._data, start, np.array([0.0, 0.0, 1.0]), None, 1, -1, geom)
+                if not 0 <= dist < height:
+                    continue
+                body = model.geom_bodyid[geom[0]]
+                name = model.body_id2name(body) or ""
+                if body not in own and not name.startswith(("robot0_", "gripper0_", "mount0_")):
+                    hits += 1
         return hits
 
     def pick_and_place(self, obj: str, target: str) -> list[Waypoint]:
@@ -226,6 +238,10 @@ class ScriptedExpert:
 
         def hover() -> np.ndarray:
             return self.grasp_point(obj) + [0, 0, HOVER]
+
+        def transit() -> np.ndarray:
+            goal = hover()
+            return np.array([*goal[:2], self.transit_z(goal, (obj,))])
 
         def lift() -> np.ndarray:
             return np.array([*self.eef()[:2], self.carry_z(obj, target)])
@@ -250,6 +266,7 @@ class ScriptedExpert:
 
         axis = lambda: self.finger_axis(obj)  # noqa: E731
         return [
+            Waypoint(transit, OPEN, tol=0.03, finger_axis=axis),
             Waypoint(hover, OPEN, tol=0.015, track=True, finger_axis=axis),
             Waypoint(lambda: self.grasp_point(obj), OPEN, tol=0.008, track=True, until_blocked=True, finger_axis=axis),
             Waypoint(here, CLOSE, hold=12),
@@ -277,23 +294,32 @@ class ScriptedExpert:
                              np.array([0.0, 0.0, -1.0]), None, 1, -1, geom)
         return from_z - dist if dist >= 0 else default
 
-    def carry_z(self, obj: str, target: str) -> float:
-        """End-effector height at which the held object's bottom is 8 cm above the target and above
-        every object near the straight path to it."""
-        ob, tb = self.box(obj), self.box(target)
-        start, end = ob.center[:2], tb.center[:2]
-        tops = [tb.hi[2]]
+    def path_top(self, start: np.ndarray, end: np.ndarray, exclude: tuple[str, ...], margin: float) -> float:
+        """Highest top among objects within `margin` of the straight segment start-end (table plane)."""
+        top = -np.inf
         for name in self.robosuite.obj_body_id:
-            if name in (obj, target):
+            if name in exclude:
                 continue
             b = self.box(name)
-            # distance from the segment start-end to the box, in the table plane
             t = np.clip(np.dot(b.center[:2] - start, end - start) / max(np.dot(end - start, end - start), 1e-9), 0, 1)
             nearest = start + t * (end - start)
             gap = np.maximum(np.maximum(b.lo[:2] - nearest, nearest - b.hi[:2]), 0.0)
-            if np.linalg.norm(gap) < ob.size[:2].max() / 2 + 0.04:
-                tops.append(b.hi[2])
-        return float(max(tops) + (self.eef()[2] - ob.lo[2]) + 0.06)
+            if np.linalg.norm(gap) < margin:
+                top = max(top, b.hi[2])
+        return float(top)
+
+    def carry_z(self, obj: str, target: str) -> float:
+        """End-effector height at which the held object's bottom is 6 cm above the target and above
+        every object near the straight path to it."""
+        ob, tb = self.box(obj), self.box(target)
+        top = max(tb.hi[2], self.path_top(ob.center[:2], tb.center[:2], (obj, target), ob.size[:2].max() / 2 + 0.04))
+        return float(top + (self.eef()[2] - ob.lo[2]) + 0.06)
+
+    def transit_z(self, goal: np.ndarray, exclude: tuple[str, ...]) -> float:
+        """Height at which the open hand (fingertips ~5 cm below the wrist, the hand ~10 cm wide)
+        travels from where it is to above `goal` without sweeping through anything."""
+        top = self.path_top(self.eef()[:2], goal[:2], exclude, margin=0.10)
+        return float(max(goal[2], top + 0.08))
 
     # ---- control ----
     @property
