@@ -125,6 +125,25 @@ class LiberoEnv:
         np.random.seed(trial)
         self._env.reset()
         self._env.set_init_state(self.init_states[trial])
+        self._clear_carried_state()
+        for i in range(self.config.wait_steps):
+            self._run(np.asarray(WAIT_ACTION), cameras if i == self.config.wait_steps - 1 else ())
+        self.steps, self.done = 0, False
+
+    def reset_to_state(self, state: np.ndarray, cameras: tuple[str, ...] = ("agentview",)) -> None:
+        """Start an episode from a flattened MuJoCo state (a demonstration's states[0]), without wait
+        steps, as LIBERO's and the reference's replay scripts do. `cameras` render that state."""
+        self._use_cameras(())
+        np.random.seed(0)
+        self._env.reset()
+        self._use_cameras(cameras)
+        obs = self._env.set_init_state(np.asarray(state))
+        self._clear_carried_state()
+        self._frames = {c: obs[f"{c}_image"] for c in self._live}
+        self.renders += len(self._live)
+        self.steps, self.done = 0, False
+
+    def _clear_carried_state(self) -> None:
         for robot in self._env.env.robots:
             # robosuite's Panda gripper integrates its command in `current_action` and no reset clears
             # it: the last episode's gripper state would leak into this one's first steps
@@ -134,9 +153,6 @@ class LiberoEnv:
             # shows would depend on every earlier episode's length; restart them per episode
             observable.reset()
             observable._sampled = False
-        for i in range(self.config.wait_steps):
-            self._run(np.asarray(WAIT_ACTION), cameras if i == self.config.wait_steps - 1 else ())
-        self.steps, self.done = 0, False
 
     def step(self, action: np.ndarray, cameras: tuple[str, ...] = ()) -> bool:
         """One policy step; `cameras` are rendered after it. Returns `done` (task success)."""

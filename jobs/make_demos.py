@@ -1,0 +1,92 @@
+"""Scripted LIBERO demonstrations -> official-format hdf5, one Ray task per LIBERO task.
+
+    ray job submit --working-dir . -- python jobs/make_demos.py --suites libero_spatial --trials 50
+    python jobs/make_demos.py --suites libero_object --tasks 0 1 --trials 10 --out data/demos
+
+Resumable: a task whose hdf5 exists is skipped (files are written under a temporary name and renamed
+when complete). At the end, a table of the expert's success per task (also written as
+`expert_success.md` / `.json` in --out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+
+import ray
+from tqdm import tqdm
+
+from actors.ray_setup import init_ray
+from worldvla_dist.data.demo_generation import TaskDemoReport, demo_path, generate_task_demos
+from worldvla_dist.data.libero_hdf5 import DemoFile
+from worldvla_dist.envs.libero_tasks import SUITES, find_task, suite_tasks
+
+log = logging.getLogger("make_demos")
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--suites", nargs="+", default=["libero_spatial"], choices=SUITES.names())
+    p.add_argument("--tasks", nargs="*", default=None, help="task indices or names within each suite (default: all)")
+    p.add_argument("--trials", type=int, default=50, help="init states per task (the suite has 50)")
+    p.add_argument("--image-size", type=int, default=128, help="the model's resolution")
+    p.add_argument("--max-steps", type=int, default=400)
+    p.add_argument("--out", type=Path, default=Path("data/demos"))
+    p.add_argument("--address", default=None, help="Ray address; default: RAY_ADDRESS or a local Ray")
+    p.add_argument("--num-cpus", type=int, default=None, help="local Ray only: CPUs to use (default: all)")
+    return p.parse_args()
+
+
+@ray.remote(num_cpus=1)
+def make_task_demos(suite: str, task: int, out: str, trials: int, image_size: int, max_steps: int) -> dict:
+    return asdict(generate_task_demos(suite, task, out, trials=trials, image_size_px=image_size, max_steps=max_steps))
+
+
+def report_of_existing(path: Path, suite: str, task: int, name: str) -> TaskDemoReport:
+    with DemoFile(path) as f:
+        return TaskDemoReport(suite, task, name, trials=-1, expert_successes=-1, kept_demos=len(f), path=str(path))
+
+
+def table(reports: list[TaskDemoReport]) -> str:
+    lines = ["| suite | task | expert success | demos kept | name |", "|---|---|---|---|---|"]
+    for r in sorted(reports, key=lambda r: (r.suite, r.task)):
+        rate = "cached" if r.trials < 0 else f"{r.expert_successes}/{r.trials} ({100 * r.expert_success_rate:.0f}%)"
+        lines.append(f"| {r.suite} | {r.task} | {rate} | {r.kept_demos} | {r.name} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    args = parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    jobs, reports = [], []
+    for suite in args.suites:
+        tasks = [find_task(suite, t) for t in args.tasks] if args.tasks else suite_tasks(suite)
+        for task in tasks:
+            path = demo_path(args.out, task)
+            if path.exists():
+                reports.append(report_of_existing(path, suite, task.index, task.name))
+            else:
+                jobs.append(task)
+    log.info("%d tasks to generate, %d already done in %s", len(jobs), len(reports), args.out)
+    if jobs:
+        init_ray(args.address, args.num_cpus)
+        pending = [make_task_demos.remote(t.suite, t.index, str(args.out), args.trials, args.image_size, args.max_steps)
+                   for t in jobs]
+        with tqdm(total=len(pending), desc="tasks", unit="task") as bar:
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                report = TaskDemoReport(**ray.get(done[0]))
+                reports.append(report)
+                bar.update()
+                bar.set_postfix(last=f"{report.suite}/{report.task} {report.expert_successes}/{report.trials}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "expert_success.json").write_text(json.dumps([asdict(r) for r in reports], indent=1))
+    (args.out / "expert_success.md").write_text(table(reports) + "\n")
+    log.info("scripted expert\n%s", table(reports))
+
+
+if __name__ == "__main__":
+    main()
