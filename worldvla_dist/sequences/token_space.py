@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from worldvla_dist.tokenizers.text_tokenizer import CHAMELEON_TEXT_TOKENIZER, Te
 from worldvla_dist.tokenizers.vocabulary import Vocabulary
 
 TOKENIZER_FILES = (CHAMELEON_TEXT_TOKENIZER, VQGAN_YAML, VQGAN_CKPT)
+VOCABULARY_JSON = "vocabulary.json"  # written for non-Chameleon id maps (the tiny preset)
 
 
 @dataclass
@@ -48,13 +50,16 @@ class TokenSpace:
     @classmethod
     def from_tokenizer_dir(cls, path: str | Path, image_size_px: int, vocab: Vocabulary | None = None) -> "TokenSpace":
         """Chameleon's `tokenizer/` folder (text_tokenizer.json, vqgan.yaml, vqgan.ckpt) or ours. Without
-        `vocab`, the ids are Chameleon's, read from text_tokenizer.json."""
+        `vocab`, the ids come from the folder's vocabulary.json, else they are Chameleon's, read from
+        text_tokenizer.json."""
         path = Path(path)
         missing = [n for n in TOKENIZER_FILES if not (path / n).is_file()]
         if missing:
             present = sorted(p.name for p in path.iterdir()) if path.is_dir() else "no such folder"
             raise CheckpointError(f"tokenizer folder {path}: expected {list(TOKENIZER_FILES)}, missing {missing}; "
                                   f"found {present}")
+        if vocab is None and (path / VOCABULARY_JSON).is_file():
+            vocab = Vocabulary.from_dict(json.loads((path / VOCABULARY_JSON).read_text()))
         vocab = vocab or Vocabulary.from_chameleon_tokenizer_file(path / CHAMELEON_TEXT_TOKENIZER)
         text = TextTokenizer.from_file(path / CHAMELEON_TEXT_TOKENIZER, vocab)
         return cls.assemble(vocab, text, ImageTokenizer.from_dir(path, image_size_px))
@@ -64,3 +69,4 @@ class TokenSpace:
         path.mkdir(parents=True, exist_ok=True)
         self.text.tokenizer.save(str(path / CHAMELEON_TEXT_TOKENIZER))
         self.images.save(path)
+        (path / VOCABULARY_JSON).write_text(json.dumps(self.vocab.to_dict()))
