@@ -39,12 +39,12 @@ def parse_args() -> argparse.Namespace:
 
 
 @ray.remote(num_cpus=1)
-def shard_one(demo: str, shard: str, tokenizer: str, image_size: int, task_key: str, history: int, chunk: int):
+def shard_one(demo: str, shard: str, tokenizer: str, image_size: int, history: int, chunk: int):
     import torch
 
     torch.set_num_threads(1)
     tokens = TokenSpace.from_tokenizer_dir(tokenizer, image_size)
-    return write_shard(shard, tokenize_demo_file(tokens, demo, task_key, history, chunk))
+    return write_shard(shard, tokenize_demo_file(tokens, demo, history, chunk))
 
 
 def counts_of(path: Path) -> tuple[int, int, int]:
@@ -73,7 +73,7 @@ def main() -> None:
     log.info("%d demo files to tokenise, %d shards already written", len(todo), len(entries))
     if todo:
         init_ray(args.address, args.num_cpus)
-        refs = {shard_one.remote(str(d), str(args.out / rel), str(args.tokenizer), args.image_size, key,
+        refs = {shard_one.remote(str(d), str(args.out / rel), str(args.tokenizer), args.image_size,
                                  args.history, chunk): (rel, key) for d, rel, key, chunk in todo}
         pending = list(refs)
         with tqdm(total=len(pending), desc="shards", unit="file") as bar:

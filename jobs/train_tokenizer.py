@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from worldvla_dist.data.libero_hdf5 import DemoFile, is_validation
+from worldvla_dist.data.libero_hdf5 import DemoFile, is_validation, trajectory_key
 from worldvla_dist.model.presets import MODEL_PRESETS
 from worldvla_dist.sequences.token_space import TOKENIZER_FILES, TokenSpace
 from worldvla_dist.tokenizers.vqgan_training import reconstruction_psnr, train_vqgan
@@ -51,7 +51,7 @@ def load_frames(demos: Path, stride: int) -> tuple[np.ndarray, np.ndarray]:
         with DemoFile(path) as f:
             for name in f.names:
                 frames = f[name].model_images()[::stride]
-                (val if is_validation(f"{path.stem}/{name}") else train).append(frames)
+                (val if is_validation(trajectory_key(path, name)) else train).append(frames)
     if not val:  # tiny data sets: hold out the last trajectory rather than nothing
         val.append(train.pop())
     return np.concatenate(train), np.concatenate(val)

@@ -198,6 +198,12 @@ def noop_mask(actions: np.ndarray) -> np.ndarray:
     return still & same_gripper
 
 
+def trajectory_key(path: str | Path, demo_name: str) -> str:
+    """`<suite>/<task name>/<demo>` for a demo of `<suite>/<task name>_demo.hdf5`: the split's key."""
+    path = Path(path)
+    return f"{path.parent.name}/{path.stem.removesuffix('_demo')}/{demo_name}"
+
+
 def is_validation(trajectory_key: str, val_fraction: float = 0.1) -> bool:
     """Deterministic 90/10 split by trajectory: the same key lands on the same side on every machine,
     whatever order files are listed in."""

@@ -7,12 +7,12 @@ from pathlib import Path
 import torch
 
 from worldvla_dist.data.episode_samples import episode_samples
-from worldvla_dist.data.libero_hdf5 import DemoFile, is_validation
+from worldvla_dist.data.libero_hdf5 import DemoFile, is_validation, trajectory_key
 from worldvla_dist.data.token_shards import ShardRecord
 from worldvla_dist.sequences.token_space import TokenSpace
 
 
-def tokenize_demo_file(tokens: TokenSpace, path: str | Path, task_key: str, history_frames: int = 2,
+def tokenize_demo_file(tokens: TokenSpace, path: str | Path, history_frames: int = 2,
                        chunk: int = 5, batch_size: int = 32) -> list[ShardRecord]:
     """Every demo of the file: agentview frames (model orientation) -> VQ codes -> samples."""
     records = []
@@ -25,7 +25,7 @@ def tokenize_demo_file(tokens: TokenSpace, path: str | Path, task_key: str, hist
             actions = demo.actions[: len(codes) - 1]
             action_samples, world_samples = episode_samples(tokens, codes, actions, f.info.language_instruction,
                                                             history_frames, chunk)
-            trajectory = f"{task_key}/{name}"
+            trajectory = trajectory_key(path, name)
             split = "val" if is_validation(trajectory) else "train"
             records += [ShardRecord(s, split, trajectory) for s in action_samples + world_samples]
     return records
