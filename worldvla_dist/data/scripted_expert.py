@@ -95,6 +95,7 @@ class Waypoint:
     until_blocked: bool = False  # also done once the error stops shrinking (lowering onto something)
     max_steps: int = 80
     finger_axis: Callable[[], np.ndarray] | None = None  # world xy direction the fingers open along
+    orientation: Callable[[], np.ndarray] | None = None  # full 3x3 target of the end effector's frame
 
 
 @dataclass
@@ -150,10 +151,26 @@ class ScriptedExpert:
     # ---- planning ----
     def plan(self) -> list[Waypoint]:
         waypoints: list[Waypoint] = []
-        for predicate in self.predicates:
+        # placing into a drawer comes before closing it; switching a stove on comes last
+        order = {"open": 0, "on": 1, "in": 1, "close": 2, "turnon": 3, "turnoff": 3}
+        for predicate in sorted(self.predicates, key=lambda p: order.get(p[0].lower(), 1)):
             kind = predicate[0].lower()
             if kind in ("on", "in"):
-                waypoints += self.pick_and_place(predicate[1], predicate[2])
+                obj, target = predicate[1], predicate[2]
+                if self.drawer_of(target) is not None and not self.drawer_is_open(target):
+                    waypoints += self.open_drawer(target)
+                if "plate" in obj and obj in self.robosuite.obj_body_id:
+                    waypoints += self.push(obj, target)  # too flat to grasp
+                else:
+                    waypoints += self.pick_and_place(obj, target)
+            elif kind == "open":
+                waypoints += self.open_drawer(predicate[1])
+            elif kind == "close":
+                waypoints += self.close_drawer(predicate[1])
+            elif kind == "turnon":
+                waypoints += self.turn_knob(predicate[1], +1)
+            elif kind == "turnoff":
+                waypoints += self.turn_knob(predicate[1], -1)
             else:
                 raise NotImplementedError(f"ScriptedExpert: no skill for predicate {predicate}")
         return waypoints
@@ -321,6 +338,127 @@ class ScriptedExpert:
         top = self.path_top(self.eef()[:2], goal[:2], exclude, margin=0.10)
         return float(max(goal[2], top + 0.08))
 
+    # ---- articulated fixtures ----
+    def drawer_of(self, region: str) -> tuple[int, int] | None:
+        """(body, slide joint) of the drawer a region site belongs to, or None."""
+        model = self.sim.model
+        try:
+            body = model.site_bodyid[model.site_name2id(region)]
+        except (ValueError, KeyError):
+            return None
+        for j in range(model.njnt):
+            if model.jnt_bodyid[j] == body and model.jnt_type[j] == 2:  # mjJNT_SLIDE
+                return body, j
+        return None
+
+    def drawer_is_open(self, region: str) -> bool:
+        body, joint = self.drawer_of(region)
+        return float(self.sim.data.qpos[self.sim.model.jnt_qposadr[joint]]) < -0.12
+
+    def opening_direction(self, body: int, joint: int) -> np.ndarray:
+        """World direction the drawer moves when it opens (its slide axis, towards the open range)."""
+        model = self.sim.model
+        axis = self.sim.data.body_xmat[body].reshape(3, 3) @ model.jnt_axis[joint]
+        lo, hi = model.jnt_range[joint]
+        return axis if abs(hi) > abs(lo) else -axis  # LIBERO's cabinets open towards the range's far end
+
+    def handle(self, body: int, direction: np.ndarray) -> Box:
+        """The collision geoms of the drawer that stick out furthest along `direction`: its handle."""
+        model, data = self.sim.model, self.sim.data
+        signs = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)])
+        boxes = []
+        for g in range(model.ngeom):
+            if model.geom_bodyid[g] != body or (model.geom_contype[g] == 0 and model.geom_conaffinity[g] == 0):
+                continue
+            pts = data.geom_xpos[g] + (model.geom_aabb[g][:3] + signs * model.geom_aabb[g][3:]) @ data.geom_xmat[g].reshape(3, 3).T
+            boxes.append(Box(pts.min(0), pts.max(0)))
+        reach = max(float(np.max(b.hi @ direction if direction @ [1, 1, 1] > 0 else b.lo @ direction)) for b in boxes)
+        front = [b for b in boxes if max(b.hi @ direction, b.lo @ direction) > reach - 0.005]
+        return Box(np.min([b.lo for b in front], 0), np.max([b.hi for b in front], 0))
+
+    @staticmethod
+    def facing(approach: np.ndarray) -> np.ndarray:
+        """End-effector frame pointing horizontally along `approach`, fingers opening vertically."""
+        z = approach / np.linalg.norm(approach)
+        x = np.array([0.0, 0.0, 1.0])
+        return np.stack([x, np.cross(z, x), z], axis=1)
+
+    def open_drawer(self, region: str) -> list[Waypoint]:
+        """Turn the hand to face the drawer, grasp its handle bar from the front (fingers above and
+        below it), pull it out along the slide, let go and back off."""
+        body, joint = self.drawer_of(region)
+        out = self.opening_direction(body, joint)
+        pose = lambda: self.facing(-out)  # noqa: E731
+        bar = lambda: self.handle(body, out).center  # noqa: E731
+        return [
+            Waypoint(lambda: self.eef() + [0, 0, 0.05], OPEN, tol=0.03, orientation=pose),
+            Waypoint(lambda: bar() + out * 0.12, OPEN, tol=0.015, orientation=pose),
+            Waypoint(lambda: bar() - out * 0.01, OPEN, tol=0.008, orientation=pose, until_blocked=True),
+            Waypoint(self.eef, CLOSE, hold=12, orientation=pose),
+            Waypoint(lambda: self.eef() + out * 0.17, CLOSE, tol=0.01, orientation=pose, until_blocked=True),
+            Waypoint(self.eef, OPEN, hold=8, orientation=pose),
+            Waypoint(lambda: self.eef() + out * 0.08 + [0, 0, 0.06], OPEN, tol=0.02, orientation=pose),
+        ]
+
+    def close_drawer(self, region: str) -> list[Waypoint]:
+        """Face the drawer with the hand closed and push its handle in along the slide."""
+        body, joint = self.drawer_of(region)
+        out = self.opening_direction(body, joint)
+        pose = lambda: self.facing(-out)  # noqa: E731
+        bar = lambda: self.handle(body, out).center  # noqa: E731
+        return [
+            Waypoint(lambda: self.eef() + [0, 0, 0.05], CLOSE, tol=0.03, orientation=pose),
+            Waypoint(lambda: bar() + out * 0.08, CLOSE, tol=0.015, orientation=pose),
+            Waypoint(lambda: bar() - out * 0.18, CLOSE, tol=0.01, orientation=pose, until_blocked=True),
+            Waypoint(lambda: self.eef() + out * 0.08 + [0, 0, 0.05], CLOSE, tol=0.02, orientation=pose),
+        ]
+
+    def turn_knob(self, stove: str, sign: int) -> list[Waypoint]:
+        """Grasp the knob's ridge from above and turn the wrist 0.8 rad about the knob's axis."""
+        model = self.sim.model
+        knob_joint = next(j for j in range(model.njnt) if (model.joint_id2name(j) or "").startswith(stove)
+                          and model.jnt_type[j] == 3)  # mjJNT_HINGE
+        body = model.jnt_bodyid[knob_joint]
+        ridge = self.handle(body, np.array([0.0, 0.0, 1.0]))  # the part that stands highest
+        long_side = np.array([1.0, 0.0]) if ridge.size[0] > ridge.size[1] else np.array([0.0, 1.0])
+        across = np.array([-long_side[1], long_side[0]])
+        grip = np.array([*ridge.center[:2], ridge.hi[2] - 0.012])
+        angle = np.arctan2(across[1], across[0]) + sign * 0.8
+        turned = np.array([np.cos(angle), np.sin(angle)])
+        return [
+            Waypoint(lambda: grip + [0, 0, HOVER], OPEN, tol=0.015, finger_axis=lambda: across),
+            Waypoint(lambda: grip, OPEN, tol=0.006, finger_axis=lambda: across, until_blocked=True),
+            Waypoint(self.eef, CLOSE, hold=10, finger_axis=lambda: across),
+            Waypoint(self.eef, CLOSE, hold=40, finger_axis=lambda: turned),
+            Waypoint(self.eef, OPEN, hold=6, finger_axis=lambda: turned),
+            Waypoint(lambda: self.eef() + [0, 0, 0.08], OPEN, tol=0.02),
+        ]
+
+    def push(self, obj: str, target: str) -> list[Waypoint]:
+        """Slide a flat object over the table: closed hand just behind it, low, then through to the
+        target so that the object's centre ends on the target's centre."""
+        def geometry():
+            ob, tb = self.box(obj), self.box(target)
+            delta = tb.center[:2] - ob.center[:2]
+            direction = delta / max(np.linalg.norm(delta), 1e-6)
+            radius = float(np.abs(ob.size[:2] * direction).max()) / 2
+            return ob, tb, direction, radius
+
+        def behind() -> np.ndarray:
+            ob, _, direction, radius = geometry()
+            return np.array([*(ob.center[:2] - direction * (radius + 0.03)), ob.hi[2] + 0.01])
+
+        def through() -> np.ndarray:
+            ob, tb, direction, radius = geometry()
+            return np.array([*(tb.center[:2] - direction * (radius + 0.01)), ob.hi[2] + 0.01])
+
+        return [
+            Waypoint(lambda: behind() + [0, 0, 0.12], CLOSE, tol=0.015),
+            Waypoint(behind, CLOSE, tol=0.01, until_blocked=True),
+            Waypoint(through, CLOSE, tol=0.01, until_blocked=True, max_steps=120),
+            Waypoint(lambda: self.eef() + [0, 0, 0.08], CLOSE, tol=0.02),
+        ]
+
     # ---- control ----
     @property
     def finished(self) -> bool:
@@ -352,10 +490,20 @@ class ScriptedExpert:
         action = np.zeros(7)
         action[:3] = np.clip(GAIN * error / POS_PER_UNIT, -1.0, 1.0)
         wanted = wp.finger_axis() if wp.finger_axis else None
-        if wanted is not None:
+        if wp.orientation is not None:
+            action[3:6] = np.clip(GAIN * self.rotation_error(wp.orientation()) / ROT_PER_UNIT, -1.0, 1.0)
+        elif wanted is not None:
             action[5] = np.clip(GAIN * self.yaw_error(wanted) / ROT_PER_UNIT, -1.0, 1.0)
         action[6] = wp.grip
         return action
+
+    def rotation_error(self, target: np.ndarray) -> np.ndarray:
+        """World-frame axis-angle (radians) from the end effector's frame to `target` (OSC_POSE's
+        rotation actions are world-frame axis-angle deltas)."""
+        from scipy.spatial.transform import Rotation
+
+        current = self.sim.data.site_xmat[self.robot.eef_site_id].reshape(3, 3)
+        return Rotation.from_matrix(target @ current.T).as_rotvec()
 
     def yaw_error(self, wanted_axis: np.ndarray) -> float:
         """Rotation about world z (radians, in [-pi/2, pi/2]: the fingers are symmetric) that turns
