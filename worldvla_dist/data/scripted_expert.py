@@ -21,6 +21,7 @@ ROT_PER_UNIT = 0.5  # and 0.5 rad
 GAIN = 1.6  # proportional gain on the position error, in action units per POS_PER_UNIT
 HOVER = 0.10  # metres above an object's top before descending onto it
 STALL_STEPS = 10  # a waypoint whose error stops shrinking for this many steps is taken as reached
+TILTED = 0.94  # cos(20 deg): an approach axis further than this from straight down is straightened
 RELEASE_GAP = 0.03  # metres between a held object's bottom and the surface when it is let go
 
 
@@ -489,11 +490,14 @@ class ScriptedExpert:
             self.state.goal = None
         action = np.zeros(7)
         action[:3] = np.clip(GAIN * error / POS_PER_UNIT, -1.0, 1.0)
-        wanted = wp.finger_axis() if wp.finger_axis else None
+        approach = self.sim.data.site_xmat[self.robot.eef_site_id].reshape(3, 3)[:, 2]
         if wp.orientation is not None:
             action[3:6] = np.clip(GAIN * self.rotation_error(wp.orientation()) / ROT_PER_UNIT, -1.0, 1.0)
-        elif wanted is not None:
-            action[5] = np.clip(GAIN * self.yaw_error(wanted) / ROT_PER_UNIT, -1.0, 1.0)
+        elif approach[2] > -TILTED:  # coming back from facing a drawer: straighten the whole wrist
+            axis = wp.finger_axis() if wp.finger_axis else self.finger_axis_now()
+            action[3:6] = np.clip(GAIN * self.rotation_error(self.top_down(axis)) / ROT_PER_UNIT, -1.0, 1.0)
+        elif wp.finger_axis is not None:  # near vertical: turn about z only, leave the small tilts be
+            action[5] = np.clip(GAIN * self.yaw_error(wp.finger_axis()) / ROT_PER_UNIT, -1.0, 1.0)
         action[6] = wp.grip
         return action
 
@@ -508,12 +512,27 @@ class ScriptedExpert:
     def yaw_error(self, wanted_axis: np.ndarray) -> float:
         """Rotation about world z (radians, in [-pi/2, pi/2]: the fingers are symmetric) that turns
         the current finger axis onto `wanted_axis`."""
-        model, data = self.sim.model, self.sim.data
-        current = (data.body_xpos[model.body_name2id("gripper0_rightfinger")]
-                   - data.body_xpos[model.body_name2id("gripper0_leftfinger")])[:2]
+        current = self.finger_axis_now()
         delta = np.arctan2(wanted_axis[1], wanted_axis[0]) - np.arctan2(current[1], current[0])
         return float((delta + np.pi / 2) % np.pi - np.pi / 2)
 
+    def finger_axis_now(self) -> np.ndarray:
+        """The current finger-opening direction in the table plane."""
+        model, data = self.sim.model, self.sim.data
+        axis = (data.body_xpos[model.body_name2id("gripper0_rightfinger")]
+                - data.body_xpos[model.body_name2id("gripper0_leftfinger")])[:2]
+        return axis / max(np.linalg.norm(axis), 1e-9)
+
+    def top_down(self, finger_axis: np.ndarray) -> np.ndarray:
+        """End-effector frame pointing straight down with the fingers opening along `finger_axis`
+        (the sign closest to the current one: the fingers are symmetric, half a turn is wasted motion)."""
+        current = self.sim.data.site_xmat[self.robot.eef_site_id].reshape(3, 3)[:, 0]
+        x = np.array([finger_axis[0], finger_axis[1], 0.0])
+        x /= max(np.linalg.norm(x), 1e-9)
+        if x @ current < 0:
+            x = -x
+        z = np.array([0.0, 0.0, -1.0])
+        return np.stack([x, np.cross(z, x), z], axis=1)
 
 @dataclass
 class ExpertRollout:
