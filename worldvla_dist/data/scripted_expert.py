@@ -21,7 +21,7 @@ ROT_PER_UNIT = 0.5  # and 0.5 rad
 GAIN = 1.6  # proportional gain on the position error, in action units per POS_PER_UNIT
 HOVER = 0.10  # metres above an object's top before descending onto it
 STALL_STEPS = 10  # a waypoint whose error stops shrinking for this many steps is taken as reached
-TILTED = 0.94  # cos(20 deg): an approach axis further than this from straight down is straightened
+TILTED = 0.996  # cos(5 deg): an approach axis further than this from straight down is straightened
 RELEASE_GAP = 0.03  # metres between a held object's bottom and the surface when it is let go
 
 
@@ -107,6 +107,7 @@ class ExpertState:
     goal: np.ndarray | None = None
     best_error: float = np.inf
     stalled: int = 0
+    straighten: bool = False  # after a waypoint that turned the hand sideways, until it points down again
 
 
 class ScriptedExpert:
@@ -491,9 +492,10 @@ class ScriptedExpert:
         action = np.zeros(7)
         action[:3] = np.clip(GAIN * error / POS_PER_UNIT, -1.0, 1.0)
         approach = self.sim.data.site_xmat[self.robot.eef_site_id].reshape(3, 3)[:, 2]
+        self.state.straighten = (self.state.straighten or wp.orientation is not None) and approach[2] > -TILTED
         if wp.orientation is not None:
             action[3:6] = np.clip(GAIN * self.rotation_error(wp.orientation()) / ROT_PER_UNIT, -1.0, 1.0)
-        elif approach[2] > -TILTED:  # coming back from facing a drawer: straighten the whole wrist
+        elif self.state.straighten and approach[2] > -TILTED:  # back from facing a drawer: straighten the wrist
             axis = wp.finger_axis() if wp.finger_axis else self.finger_axis_now()
             action[3:6] = np.clip(GAIN * self.rotation_error(self.top_down(axis)) / ROT_PER_UNIT, -1.0, 1.0)
         elif wp.finger_axis is not None:  # near vertical: turn about z only, leave the small tilts be
