@@ -437,8 +437,9 @@ class ScriptedExpert:
         ]
 
     def push(self, obj: str, target: str) -> list[Waypoint]:
-        """Slide a flat object over the table: closed hand just behind it, low, then through to the
-        target so that the object's centre ends on the target's centre."""
+        """Slide a flat object (a plate) over the table: closed fingertips set down inside it near the
+        rim away from the target, then moved so its centre ends on the target's centre. Pushing from
+        inside needs no room behind it (the cabinet often stands there)."""
         def geometry():
             ob, tb = self.box(obj), self.box(target)
             delta = tb.center[:2] - ob.center[:2]
@@ -448,18 +449,34 @@ class ScriptedExpert:
 
         def behind() -> np.ndarray:
             ob, _, direction, radius = geometry()
-            return np.array([*(ob.center[:2] - direction * (radius + 0.03)), ob.hi[2] + 0.01])
+            return np.array([*(ob.center[:2] - direction * (radius - 0.025)), ob.lo[2] + 0.012])
 
-        def through() -> np.ndarray:
-            ob, tb, direction, radius = geometry()
-            return np.array([*(tb.center[:2] - direction * (radius + 0.01)), ob.hi[2] + 0.01])
+        def through() -> np.ndarray:  # move the hand by what the object still lacks
+            ob, tb = self.box(obj), self.box(target)
+            return np.array([*(self.eef()[:2] + tb.center[:2] - ob.center[:2]), ob.lo[2] + 0.012])
 
-        return [
-            Waypoint(lambda: behind() + [0, 0, 0.12], CLOSE, tol=0.015),
-            Waypoint(behind, CLOSE, tol=0.01, until_blocked=True),
-            Waypoint(through, CLOSE, tol=0.01, until_blocked=True, max_steps=120),
-            Waypoint(lambda: self.eef() + [0, 0, 0.08], CLOSE, tol=0.02),
+        axis = {}  # fixed per round, so the hand does not spin as the object nears the target
+
+        def sideways() -> np.ndarray:  # the palm's long side across the push, not into what is behind
+            if "now" not in axis:
+                direction = geometry()[2]
+                axis["now"] = np.array([-direction[1], direction[0]])
+            return axis["now"]
+
+        def new_round() -> np.ndarray:
+            axis.clear()
+            return self.eef() + [0, 0, 0.06]
+
+        push_round = [
+            Waypoint(new_round, CLOSE, tol=0.02),
+            Waypoint(lambda: behind() + [0, 0, 0.10], CLOSE, tol=0.015, finger_axis=sideways),
+            Waypoint(behind, CLOSE, tol=0.01, until_blocked=True, finger_axis=sideways),
+            Waypoint(through, CLOSE, tol=0.01, until_blocked=True, max_steps=100, finger_axis=sideways),
         ]
+        # two rounds: the second corrects what the first left (the object slides a little after)
+        return push_round + [Waypoint(w.target, w.grip, w.tol, w.hold, w.track, w.until_blocked, w.max_steps,
+                                      w.finger_axis) for w in push_round] + [
+            Waypoint(lambda: self.eef() + [0, 0, 0.08], CLOSE, tol=0.02)]
 
     # ---- control ----
     @property
