@@ -2,8 +2,11 @@
 and drives the end effector through waypoints (OSC delta-pose actions), so demonstrations can be
 generated here instead of downloaded.
 
-Skills: pick-and-place (`on`, `in`), as far as they go for the other predicates (see the success
-table in the README). The gripper points down and keeps its yaw except where a skill rotates it.
+Skills, one per goal predicate: pick-and-place (`on`, `in`; bowls by the rim, flat plates pushed),
+drawers (`open`, `close`, by the handle with the hand turned sideways), knobs (`turnon`). The hand
+points down and turns about z only, except where a skill turns it sideways. The file is long (~500
+lines) because the skills share the scene queries and the waypoint controller; scene geometry lives in
+`scene_geometry.py`.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Callable
 
 import numpy as np
 
+from worldvla_dist.data.scene_geometry import Box, body_frame_box, geom_corners, object_box, subtree_bodies
 from worldvla_dist.envs.libero_env import LiberoEnv
 
 OPEN, CLOSE = -1.0, 1.0
@@ -23,62 +27,6 @@ HOVER = 0.10  # metres above an object's top before descending onto it
 STALL_STEPS = 10  # a waypoint whose error stops shrinking for this many steps is taken as reached
 TILTED = 0.996  # cos(5 deg): an approach axis further than this from straight down is straightened
 RELEASE_GAP = 0.03  # metres between a held object's bottom and the surface when it is let go
-
-
-@dataclass
-class Box:
-    """Axis-aligned world bounds of an object's collision geoms."""
-
-    lo: np.ndarray
-    hi: np.ndarray
-
-    @property
-    def center(self) -> np.ndarray:
-        return (self.lo + self.hi) / 2
-
-    @property
-    def size(self) -> np.ndarray:
-        return self.hi - self.lo
-
-
-def _subtree_bodies(model, root: int) -> set[int]:
-    bodies = {root}
-    for b in range(model.nbody):
-        parent = b
-        while parent not in bodies and parent != 0:
-            parent = model.body_parentid[parent]
-        if parent in bodies:
-            bodies.add(b)
-    return bodies
-
-
-def _geom_corners(sim, body_id: int) -> np.ndarray:
-    """(N, 3) world corners of the local AABBs of the collision geoms under a body."""
-    model, data = sim.model, sim.data
-    bodies = _subtree_bodies(model, body_id)
-    signs = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)])
-    corners = []
-    for g in range(model.ngeom):
-        if model.geom_bodyid[g] not in bodies or (model.geom_contype[g] == 0 and model.geom_conaffinity[g] == 0):
-            continue
-        local = model.geom_aabb[g][:3] + signs * model.geom_aabb[g][3:]
-        corners.append(data.geom_xpos[g] + local @ data.geom_xmat[g].reshape(3, 3).T)
-    return np.concatenate(corners) if corners else data.body_xpos[body_id][None].copy()
-
-
-def body_frame_box(sim, body_id: int) -> Box:
-    """Bounds of the object's collision geoms in its own body frame (unchanged when it tilts)."""
-    rot = sim.data.body_xmat[body_id].reshape(3, 3)
-    local = (_geom_corners(sim, body_id) - sim.data.body_xpos[body_id]) @ rot
-    return Box(local.min(0), local.max(0))
-
-
-def object_box(sim, body_id: int) -> Box:
-    """World AABB over the collision geoms of a body and its children."""
-    pts = _geom_corners(sim, body_id)
-    if len(pts) == 1:
-        return Box(pts[0] - 0.02, pts[0] + 0.02)
-    return Box(pts.min(0), pts.max(0))
 
 
 @dataclass
@@ -195,7 +143,7 @@ class ScriptedExpert:
     def footprint(self, obj: str) -> tuple[np.ndarray, np.ndarray]:
         """Centre and minor axis of the object's outline seen from above (from its collision geoms):
         the fingers close across the narrow side."""
-        points = _geom_corners(self.sim, self.robosuite.obj_body_id[obj])[:, :2]
+        points = geom_corners(self.sim, self.robosuite.obj_body_id[obj])[:, :2]
         center = (points.min(0) + points.max(0)) / 2
         _, vectors = np.linalg.eigh(np.cov((points - center).T))
         return center, vectors[:, 0]
@@ -235,7 +183,7 @@ class ScriptedExpert:
         import mujoco
 
         model = self.sim.model
-        own = _subtree_bodies(model, self.robosuite.obj_body_id[obj])
+        own = subtree_bodies(model, self.robosuite.obj_body_id[obj])
         normal = np.array([-axis[1], axis[0]])
         hits = 0
         for a in np.arange(-across, across + 1e-9, 0.01 if not along else 0.02):
@@ -365,17 +313,11 @@ class ScriptedExpert:
         return axis if abs(hi) > abs(lo) else -axis  # LIBERO's cabinets open towards the range's far end
 
     def handle(self, body: int, direction: np.ndarray) -> Box:
-        """The collision geoms of the drawer that stick out furthest along `direction`: its handle."""
-        model, data = self.sim.model, self.sim.data
-        signs = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)])
-        boxes = []
-        for g in range(model.ngeom):
-            if model.geom_bodyid[g] != body or (model.geom_contype[g] == 0 and model.geom_conaffinity[g] == 0):
-                continue
-            pts = data.geom_xpos[g] + (model.geom_aabb[g][:3] + signs * model.geom_aabb[g][3:]) @ data.geom_xmat[g].reshape(3, 3).T
-            boxes.append(Box(pts.min(0), pts.max(0)))
-        reach = max(float(np.max(b.hi @ direction if direction @ [1, 1, 1] > 0 else b.lo @ direction)) for b in boxes)
-        front = [b for b in boxes if max(b.hi @ direction, b.lo @ direction) > reach - 0.005]
+        """The collision geoms of a body that stick out furthest along `direction`: a drawer's
+        handle, a knob's ridge."""
+        boxes = [Box(p.min(0), p.max(0)) for p in geom_corners(self.sim, body, per_geom=True, subtree=False)]
+        reach = max(b.reach(direction) for b in boxes)
+        front = [b for b in boxes if b.reach(direction) > reach - 0.005]
         return Box(np.min([b.lo for b in front], 0), np.max([b.hi for b in front], 0))
 
     @staticmethod
