@@ -1,0 +1,53 @@
+"""PolicyServer: a Ray actor around `PolicyService` (one GPU when the cluster has one, else CPU)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import asdict
+
+import ray
+import torch
+
+from worldvla_dist.config import from_dict
+from worldvla_dist.model.checkpoint import load_checkpoint
+from worldvla_dist.runtime.redis_client import connect
+from worldvla_dist.serving.chunk_policy import ChunkPolicy
+from worldvla_dist.serving.policy_service import PolicyService, PolicyServiceConfig
+
+
+@ray.remote(max_concurrency=4)  # serve() runs in one thread; health / stop / set_weights answer meanwhile
+class PolicyServer:
+    def __init__(self, redis_url: str, checkpoint: str, service: dict | None = None, tokenizer_dir: str | None = None,
+                 preset: str | None = None, history: int = 2, torch_threads: int | None = None,
+                 weight_version: int = 0):
+        if torch_threads:
+            torch.set_num_threads(torch_threads)
+        gpu = torch.cuda.is_available()
+        model, tokens = load_checkpoint(checkpoint, tokenizer_dir, preset, dtype=torch.bfloat16 if gpu else torch.float32)
+        if gpu:
+            model, tokens.images.vqgan = model.cuda(), tokens.images.vqgan.cuda()
+        self.config = from_dict(PolicyServiceConfig, service or {})
+        self.service = PolicyService(connect(redis_url), ChunkPolicy(model, tokens, history), self.config, weight_version)
+        self._stop = threading.Event()
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def health(self) -> dict:
+        return {"ok": True, "consumer": self.service.consumer, "weight_version": self.service.weight_version,
+                "device": str(self.service.policy.model.device), **self.service.stats.as_dict()}
+
+    def serve(self) -> dict:
+        """Blocks until `stop()`; returns the service's statistics."""
+        self.service.serve_forever(self._stop.is_set)
+        return self.service.stats.as_dict()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def set_weights(self, state_dict: dict, version: int) -> None:
+        self.service.set_weights(state_dict, version)
+
+    def config_dict(self) -> dict:
+        return asdict(self.config)

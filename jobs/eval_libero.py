@@ -1,0 +1,146 @@
+"""Evaluate a checkpoint on LIBERO: 50 trials per task by default, spread over W SimWorkers that ask
+one PolicyServer for action chunks over Redis.
+
+    ray job submit --working-dir . -- python jobs/eval_libero.py --checkpoint /abs/ckpt --suites libero_spatial
+    python jobs/eval_libero.py --checkpoint runs/demo-X/checkpoint --suites libero_object --tasks 0 1 --trials 5
+
+Outputs land in <out>/eval-<run id>/: success.md / .csv / .json (per task, errors apart from
+failures, and per suite in the paper's layout), episodes.jsonl, videos/ with --videos. Re-running with
+the same --run-id evaluates only the trials without a result (the embedded Redis keeps its
+append-only file in the run folder; with --redis-url, results live in that Redis).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import ray
+from tqdm import tqdm
+
+from actors.eval_fleet import EvalFleet, FleetConfig, default_num_workers
+from actors.ray_setup import init_ray
+from worldvla_dist.envs.libero_tasks import SUITES
+from worldvla_dist.evaluation import success_table
+from worldvla_dist.evaluation.episode_worker import EpisodeWorkerConfig
+from worldvla_dist.evaluation.eval_run import EvalRun, plan_episodes
+from worldvla_dist.runtime.redis_client import connect, redact
+from worldvla_dist.runtime.redis_server import EmbeddedRedis, EmbeddedRedisConfig
+from worldvla_dist.serving.policy_service import PolicyServiceConfig
+
+log = logging.getLogger("eval_libero")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="our model folder, or a reference WorldVLA folder "
+                                                       "(then also --tokenizer-dir and --preset)")
+    p.add_argument("--tokenizer-dir", default=None)
+    p.add_argument("--preset", default=None, help="worldvla-256 / worldvla-512 for reference checkpoints")
+    p.add_argument("--suites", nargs="+", default=["libero_spatial"], choices=SUITES.names())
+    p.add_argument("--tasks", nargs="*", default=None, help="task indices or names (default: all of each suite)")
+    p.add_argument("--trials", type=int, default=50)
+    p.add_argument("--max-steps", type=int, default=None, help="override the suite's step cap (smoke runs)")
+    p.add_argument("--workers", type=int, default=None, help="SimWorkers (default: the cluster's CPUs minus one)")
+    p.add_argument("--max-batch", type=int, default=8, help="PolicyServer's largest batch")
+    p.add_argument("--max-wait-ms", type=float, default=5.0, help="PolicyServer's wait for more requests")
+    p.add_argument("--run-id", default=None, help="re-use to resume (default: a new time-stamped id)")
+    p.add_argument("--out", type=Path, default=Path("runs"))
+    p.add_argument("--redis-url", default=os.environ.get("WORLDVLA_REDIS_URL"),
+                   help="an existing Redis (default: start an embedded redis-server)")
+    p.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS or a local Ray)")
+    p.add_argument("--num-cpus", type=int, default=None, help="local Ray only")
+    p.add_argument("--videos", action="store_true", help="write an mp4 per episode")
+    p.add_argument("--wandb", choices=["off", "offline", "online"], default="off")
+    p.add_argument("--step-timeout", type=float, default=60.0, help="env watchdog, seconds per step")
+    p.add_argument("--reclaim-after", type=float, default=120.0,
+                   help="seconds before a dead SimWorker's episode is taken over")
+    return p.parse_args(argv)
+
+
+def log_to_wandb(mode: str, run_dir: Path, run_id: str, args: argparse.Namespace, rows, results) -> None:
+    import wandb
+
+    run = wandb.init(project="worldvla-dist", name=f"eval-{run_id}", dir=str(run_dir), mode=mode,
+                     config={k: str(v) for k, v in vars(args).items()})
+    table = wandb.Table(columns=["suite", "task", "name", "trials", "successes", "failures", "errors", "success_rate"],
+                        data=[[r.suite, r.task, r.name, r.trials, r.successes, r.failures, r.errors, r.rate] for r in rows])
+    run.log({"success_table": table, **{f"success/{k}": v for k, v in success_table.suite_rates(rows).items()}})
+    for r in results:
+        if r.video:
+            run.log({f"video/{r.suite}/task{r.task}": wandb.Video(r.video, format="mp4")})
+    run.finish()
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    run_id = args.run_id or time.strftime("%Y%m%d-%H%M%S")
+    run_dir = (args.out / f"eval-{run_id}").resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    embedded = None
+    if args.redis_url:
+        redis_url = args.redis_url
+    else:
+        embedded = EmbeddedRedis(EmbeddedRedisConfig(data_dir=str(run_dir / "redis"), appendonly=True)).start()
+        redis_url = embedded.url
+    fleet = None
+    try:
+        client = connect(redis_url)
+        log.info("Redis at %s", redact(redis_url))
+        init_ray(args.address, args.num_cpus)
+        policy_gpus = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+        worker = EpisodeWorkerConfig(run_id=run_id, step_timeout_s=args.step_timeout, reclaim_after_s=args.reclaim_after,
+                                     video_dir=str(run_dir / "videos") if args.videos else None)
+        service = PolicyServiceConfig(queue=f"eval:{run_id}:policy", max_batch=args.max_batch,
+                                      max_wait_s=args.max_wait_ms / 1000)
+        fleet_config = FleetConfig(checkpoint=str(Path(args.checkpoint).resolve()), tokenizer_dir=args.tokenizer_dir,
+                                   preset=args.preset, policy_gpus=policy_gpus,
+                                   num_workers=args.workers or default_num_workers(1.0))
+        specs = plan_episodes(args.suites, args.tasks, args.trials, max_steps=args.max_steps, video=args.videos)
+        run = EvalRun(client, worker, specs)
+        missing = run.enqueue_missing()
+        log.info("run %s: %d episodes, %d already done; %d SimWorkers, PolicyServer on %s", run_id, len(specs),
+                 len(specs) - missing, fleet_config.num_workers, "GPU" if policy_gpus else "CPU")
+        start = time.monotonic()
+        if missing:
+            fleet = EvalFleet(redis_url, fleet_config, worker, service).start()
+            first = run.progress().done
+            bar = tqdm(total=len(specs), initial=first, desc="episodes", unit="ep")
+
+            def show(p):
+                bar.update(p.done - bar.n)
+                minutes = (time.monotonic() - start) / 60
+                bar.set_postfix(success=f"{100 * p.success_rate:.1f}%", errors=p.errors,
+                                per_min=f"{(p.done - first) / max(minutes, 1e-9):.1f}", refresh=False)
+
+            run.wait(on_progress=show, on_poll=fleet.supervise)
+            bar.close()
+            run.stop_workers()
+            policy_stats = fleet.stop()
+        else:
+            policy_stats = {}
+        files = run.write_tables(run_dir)
+        results = run.collected()
+        rows = success_table.task_rows(results)
+        summary = {"run_id": run_id, "run_dir": str(run_dir), "episodes": len(results),
+                   "suites": success_table.suite_rates(rows), "policy_server": policy_stats,
+                   "restarts": fleet.restarts if fleet else {}, "seconds": time.monotonic() - start,
+                   "files": {k: str(v) for k, v in files.items()}}
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+        print(success_table.terminal(rows))
+        if args.wandb != "off":
+            log_to_wandb(args.wandb, run_dir, run_id, args, rows, results)
+        log.info("outputs: %s", run_dir)
+        return summary
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+if __name__ == "__main__":
+    main()

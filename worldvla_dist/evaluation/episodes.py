@@ -1,0 +1,133 @@
+"""One evaluation episode under the reference protocol, with the policy asked once per chunk.
+
+The env renders the agentview only where the policy reads it (after the last action of a chunk),
+or every step when a video is recorded. The policy sees the last `history` query frames (M = 2:
+the previous and the current one; one at the first query), and the whole chunk runs open loop."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Protocol
+
+import numpy as np
+
+from worldvla_dist.envs.libero_tasks import SUITES, TRIALS_PER_TASK, find_task
+from worldvla_dist.errors import ConfigError, WorldVLAError
+
+Policy = Callable[[str, list[np.ndarray], int], tuple[np.ndarray, int]]  # -> (K, 7) actions, weight version
+SPEC_FIELDS = ("suite", "task", "trial")
+
+
+class InvalidSpec(WorldVLAError, ValueError):
+    """An episode spec naming no real suite, task or trial."""
+
+
+class StepEnv(Protocol):  # EnvProcess
+    language: str
+
+    def reset(self, trial: int, cameras: tuple[str, ...] = ...) -> dict: ...
+
+    def step(self, action: np.ndarray, cameras: tuple[str, ...] = ...) -> dict: ...
+
+
+@dataclass(frozen=True)
+class EpisodeSpec:
+    suite: str
+    task: int
+    trial: int
+    weight_version: int = 0
+    max_steps: int | None = None  # None: the suite's reference cap
+    video: bool = False
+
+    @property
+    def key(self) -> str:
+        """What a result is unique on."""
+        return f"{self.suite}/{self.task}/{self.trial}/{self.weight_version}"
+
+    @property
+    def chunk(self) -> int:
+        return SUITES.get(self.suite).chunk
+
+    def to_payload(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_payload(cls, p: dict) -> "EpisodeSpec":
+        try:
+            spec = cls(**{k: p[k] for k in ("suite", "task", "trial", "weight_version", "max_steps", "video") if k in p})
+            if not all(isinstance(v, int) for v in (spec.task, spec.trial, spec.weight_version)):
+                raise InvalidSpec(f"task, trial and weight_version must be ints, got {p}")
+            find_task(spec.suite, spec.task)
+        except (ConfigError, TypeError) as e:
+            raise InvalidSpec(f"episode spec {p}: {e}") from e
+        if not 0 <= spec.trial < TRIALS_PER_TASK:
+            raise InvalidSpec(f"episode spec {p}: trial must be in 0..{TRIALS_PER_TASK - 1}")
+        if spec.max_steps is not None and (not isinstance(spec.max_steps, int) or spec.max_steps < 1):
+            raise InvalidSpec(f"episode spec {p}: max_steps must be a positive int or None")
+        return spec
+
+
+@dataclass
+class EpisodeOutcome:
+    success: bool
+    steps: int
+    policy_calls: int
+    weight_versions: list[int]
+    frames: list[np.ndarray] = field(default_factory=list)  # every step's agentview, when recording
+
+
+@dataclass
+class EpisodeResult:
+    """What is stored per (suite, task, trial, weight version). `error` set means the episode could not
+    be run (env crash or hang, policy unreachable) after all attempts: not counted as a failure."""
+
+    suite: str
+    task: int
+    trial: int
+    weight_version: int
+    success: bool
+    error: str | None
+    steps: int
+    attempts: int
+    seconds: float
+    policy_calls: int = 0
+    weight_versions: list[int] = field(default_factory=list)
+    video: str | None = None
+    worker: str = ""
+
+    def to_payload(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_payload(cls, p: dict) -> "EpisodeResult":
+        return cls(**{k: p[k] for k in cls.__dataclass_fields__ if k in p})
+
+
+def run_episode(env: StepEnv, policy: Policy, trial: int, chunk: int, history: int = 2, record_video: bool = False,
+                on_chunk: Callable[[], None] | None = None) -> EpisodeOutcome:
+    """Runs until success or the env's step cap. `on_chunk` is called after each policy answer
+    (the worker uses it to tell the queue it is alive)."""
+    every_step = ("agentview",) if record_video else ()
+    reply = env.reset(trial, cameras=("agentview",))
+    frame = reply["frames"]["agentview"]
+    query_frames = [frame]
+    outcome = EpisodeOutcome(False, 0, 0, [], [frame] if record_video else [])
+    while True:
+        actions, version = policy(env.language, query_frames[-history:], chunk)
+        outcome.policy_calls += 1
+        if version not in outcome.weight_versions:
+            outcome.weight_versions.append(version)
+        if on_chunk:
+            on_chunk()
+        for j, action in enumerate(actions):
+            reply = env.step(action, cameras=("agentview",) if j == len(actions) - 1 else every_step)
+            outcome.steps = reply["steps"]
+            if record_video:
+                outcome.frames.append(reply["frames"]["agentview"])
+            if reply["done"]:
+                outcome.success = True
+                return outcome
+            if reply["truncated"]:
+                return outcome
+        query_frames.append(reply["frames"]["agentview"])
+
