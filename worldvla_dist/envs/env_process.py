@@ -68,6 +68,7 @@ class EnvProcess:
         self.step_timeout_s = step_timeout_s
         self.start_timeout_s = start_timeout_s
         self.restarts = 0
+        self.ready = False  # a started process that has answered; False while (re)starting
         self._proc = None
         self._conn = None
         self.language = ""
@@ -87,8 +88,10 @@ class EnvProcess:
         self._conn = parent
         reply = self._receive(self.start_timeout_s, what="start")
         self.language, self.num_trials = reply["language"], reply["num_trials"]
+        self.ready = True
 
     def _kill(self) -> None:
+        self.ready = False
         if self._proc is not None and self._proc.is_alive():
             os.kill(self._proc.pid, signal.SIGKILL)
         if self._proc is not None:

@@ -79,7 +79,8 @@ class EpisodeWorker:
 
     @property
     def env_pid(self) -> int | None:
-        return self.env.pid if self.env else None
+        """The env process's pid once it is up (None while it starts)."""
+        return self.env.pid if self.env is not None and self.env.ready else None
 
     def _env_for(self, spec: EpisodeSpec) -> EnvProcess:
         wanted = LiberoEnvConfig(spec.suite, spec.task, image_size_px=self.config.image_size_px,
