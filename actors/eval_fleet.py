@@ -77,7 +77,7 @@ class EvalFleet:
                 ray.get(ref)
                 continue  # a clean end (stop key set): nothing to replace
             except (RayActorError, RayTaskError) as e:
-                events.append(f"{kind} actor {index} died ({type(e).__name__}); restarting")
+                events.append(f"{kind} actor {index} died ({type(e).__name__}: {str(e)[-800:]}); restarting")
                 log.warning(events[-1])
             self.restarts[kind] += 1
             if kind == "policy":

@@ -24,9 +24,13 @@ def redact(url: str) -> str:
 
 
 def connect(url: str, timeout_s: float = 5.0) -> redis.Redis:
-    """A checked client: PING must succeed, or a named error says why."""
+    """A checked client: PING must succeed, or a named error says why.
+
+    No read timeout on the socket (redis-py 8 defaults to 5 s): blocking reads (BLPOP, XREADGROUP
+    BLOCK) carry their own timeouts and would otherwise fail as "Timeout reading from socket"."""
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s, health_check_interval=30)
+        client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=None,
+                                      health_check_interval=30)
     except ValueError as e:
         raise RedisUnavailable(f"not a Redis URL: {redact(url)} ({e})") from e
     try:
