@@ -28,6 +28,8 @@ demo: install
 
 bench: install
 	$(PY) bench/decode.py --quick
+	$(PY) bench/env.py --quick
+	$(PY) bench/eval.py --quick
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -133,3 +133,16 @@ def test_no_server_means_a_named_timeout_after_resends(server):
     with pytest.raises(PolicyUnavailable, match="2 times"):
         remote("pick up the bowl", frames(1, 0), 5)
     assert remote.resends == 1 and remote.queue.depth() == 2
+
+
+def test_frame_codes_are_cached_across_an_episodes_requests(tokens, tiny_preset):
+    policy = ChunkPolicy(make_tiny_model(tokens, tiny_preset, seed=5, dtype=torch.float32), tokens, code_cache_size=3)
+    episode = frames(4, 7)
+    for t in range(1, 4):  # each request: the previous and the current frame
+        policy.predict([PolicyRequest("pick up the bowl", episode[t - 1:t + 1], 5, "x")])
+    assert policy.encoded_frames == 4  # not 6: each previous frame was already tokenised
+    cached = policy.encode_frames(episode[1:4])
+    fresh = tokens.images.encode(np.stack(episode[1:4]))
+    assert all(torch.equal(c, f) for c, f in zip(cached, fresh)) and policy.encoded_frames == 4
+    policy.encode_frames(episode[:1])  # evicted by the size bound: encoded again
+    assert policy.encoded_frames == 5 and len(policy._codes) == 3
