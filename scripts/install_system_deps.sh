@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # System packages the project needs: redis-server (the coordination plane) and Mesa's EGL stack
-# (LIBERO renders offscreen through llvmpipe with MUJOCO_GL=egl). Installs only what is missing.
+# (LIBERO renders offscreen through llvmpipe with MUJOCO_GL=egl); g++ for the op DeepSpeed builds on
+# first use (deepspeed_shm_comm). Installs only what is missing.
 set -euo pipefail
 
-packages=(redis-server libegl1 libegl-mesa0 libgl1-mesa-dri)
+packages=(redis-server libegl1 libegl-mesa0 libgl1-mesa-dri g++)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -184,7 +184,9 @@ def test_the_job_end_to_end_then_resumes_only_the_missing_trials(checkpoint, tmp
     assert len((run_dir / "episodes.jsonl").read_text().splitlines()) == 2
     assert len(list((run_dir / "videos" / "libero_object").glob("*.mp4"))) == 2
     assert "| libero_object | 4 |" in (run_dir / "success.md").read_text()
-    second = run_job(*common, "--trials", "3")
+    second = run_job(*common, "--trials", "3", "--wandb", "offline")
     assert second.returncode == 0, second.stderr[-3000:]
     assert "3 episodes, 2 already done" in second.stderr
     assert len((run_dir / "episodes.jsonl").read_text().splitlines()) == 3
+    (offline_run,) = (run_dir / "wandb").glob("offline-run-*")  # the table went to an offline wandb run
+    assert list(offline_run.glob("*.wandb"))
