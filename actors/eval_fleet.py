@@ -29,6 +29,8 @@ class FleetConfig:
     policy_torch_threads: int | None = None
     policy_timeout_s: float = 60.0  # a SimWorker re-sends a request unanswered this long
     worker_cpus: float = 1.0
+    weight_version: int = 0  # the version of `checkpoint`
+    follow_run_id: str | None = None  # PolicyServers take the newer weights this training run publishes
 
 
 def default_num_workers(policy_cpus: float) -> int:
@@ -49,7 +51,7 @@ class EvalFleet:
         f = self.fleet
         actor = PolicyServer.options(num_cpus=f.policy_cpus, num_gpus=f.policy_gpus).remote(
             self.redis_url, f.checkpoint, asdict(self.service_config), f.tokenizer_dir, f.preset, f.history,
-            f.policy_torch_threads)
+            f.policy_torch_threads, f.weight_version, f.follow_run_id)
         self._runs[actor.serve.remote()] = ("policy", index)
         return actor
 

@@ -9,6 +9,7 @@ from dataclasses import asdict
 import ray
 import torch
 
+from actors.weight_registry import WeightFollower
 from worldvla_dist.config import from_dict
 from worldvla_dist.model.checkpoint import load_checkpoint
 from worldvla_dist.runtime.redis_client import connect
@@ -20,7 +21,8 @@ from worldvla_dist.serving.policy_service import PolicyService, PolicyServiceCon
 class PolicyServer:
     def __init__(self, redis_url: str, checkpoint: str, service: dict | None = None, tokenizer_dir: str | None = None,
                  preset: str | None = None, history: int = 2, torch_threads: int | None = None,
-                 weight_version: int = 0):
+                 weight_version: int = 0, follow_run_id: str | None = None):
+        """`follow_run_id`: take each newer version the run's learner publishes (WeightFollower)."""
         if torch_threads:
             torch.set_num_threads(torch_threads)
         gpu = torch.cuda.is_available()
@@ -30,6 +32,9 @@ class PolicyServer:
         self.config = from_dict(PolicyServiceConfig, service or {})
         self.service = PolicyService(connect(redis_url), ChunkPolicy(model, tokens, history), self.config, weight_version)
         self._stop = threading.Event()
+        self.follower = None
+        if follow_run_id:
+            self.follower = WeightFollower(redis_url, follow_run_id, self.service.set_weights, weight_version).start()
 
     def pid(self) -> int:
         return os.getpid()
@@ -45,6 +50,8 @@ class PolicyServer:
 
     def stop(self) -> None:
         self._stop.set()
+        if self.follower:
+            self.follower.stop()
 
     def set_weights(self, state_dict: dict, version: int) -> None:
         self.service.set_weights(state_dict, version)

@@ -27,9 +27,14 @@ log = logging.getLogger(__name__)
 
 
 def prepare_process_group_env() -> None:
-    """DeepSpeed looks for MPI unless the rendezvous variables are set; a lone process sets its own."""
+    """DeepSpeed reads the rendezvous variables even when a launcher (Ray Train, torchrun) already
+    made the process group: fill them from that group, or, for a lone process, with rank 0 of 1."""
     if not torch.cuda.is_available():
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    if torch.distributed.is_initialized():
+        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+        os.environ.update(RANK=str(rank), WORLD_SIZE=str(world))
+        os.environ.setdefault("LOCAL_RANK", str(rank))
     for key, value in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1"), ("MASTER_ADDR", "127.0.0.1")):
         os.environ.setdefault(key, value)
     os.environ.setdefault("MASTER_PORT", str(free_loopback_port()))
