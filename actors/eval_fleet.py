@@ -29,6 +29,8 @@ class FleetConfig:
     policy_torch_threads: int | None = None
     policy_timeout_s: float = 60.0  # a SimWorker re-sends a request unanswered this long
     worker_cpus: float = 1.0
+    max_workers: int | None = None  # > num_workers: add SimWorkers (and ask the autoscaler) as the queue grows
+    episodes_per_worker: int = 10  # queue depth that justifies one more SimWorker
     weight_version: int = 0  # the version of `checkpoint`
     follow_run_id: str | None = None  # PolicyServers take the newer weights this training run publishes
 
@@ -66,6 +68,35 @@ class EvalFleet:
         self.servers = [self._start_server(0)]
         self.workers = [self._start_worker(i) for i in range(self.fleet.num_workers)]
         return self
+
+    def scale_to_queue(self, depth: int) -> int:
+        """With `max_workers` set: asks the autoscaler for CPU bundles for the SimWorkers the queue
+        depth justifies and starts them (they wait for their node); never scales below `num_workers`.
+        Returns the number of SimWorkers."""
+        f = self.fleet
+        if f.max_workers is None or self.stopping:
+            return len(self.workers)
+        wanted = max(f.num_workers, min(f.max_workers, -(-depth // max(1, f.episodes_per_worker))))
+        if wanted > len(self.workers):
+            from ray.autoscaler.sdk import request_resources
+
+            request_resources(bundles=[{"CPU": f.worker_cpus}] * wanted)
+            log.info("queue depth %d: scaling SimWorkers %d -> %d", depth, len(self.workers), wanted)
+            self.workers += [self._start_worker(i) for i in range(len(self.workers), wanted)]
+        return len(self.workers)
+
+    def placement(self) -> dict[str, list[str]]:
+        """Node ids the live actors run on (a dead one is left out)."""
+        def nodes(actors):
+            out = []
+            for actor in actors:
+                try:
+                    out.append(ray.get(actor.node_id.remote(), timeout=30))
+                except (RayActorError, RayTaskError, ray.exceptions.GetTimeoutError):
+                    pass
+            return out
+
+        return {"policy": nodes(self.servers), "sim": nodes(self.workers)}
 
     def supervise(self) -> list[str]:
         """Replaces actors whose serve() ended in an error; returns what was restarted."""

@@ -39,6 +39,9 @@ class PolicyServer:
     def pid(self) -> int:
         return os.getpid()
 
+    def node_id(self) -> str:
+        return ray.get_runtime_context().get_node_id()
+
     def health(self) -> dict:
         return {"ok": True, "consumer": self.service.consumer, "weight_version": self.service.weight_version,
                 "device": str(self.service.policy.model.device), **self.service.stats.as_dict()}

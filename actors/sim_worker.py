@@ -25,6 +25,9 @@ class SimWorker:
     def pid(self) -> int:
         return os.getpid()
 
+    def node_id(self) -> str:
+        return ray.get_runtime_context().get_node_id()
+
     def env_pid(self) -> int | None:
         return self.worker.env_pid
 

@@ -46,6 +46,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--trials", type=int, default=50)
     p.add_argument("--max-steps", type=int, default=None, help="override the suite's step cap (smoke runs)")
     p.add_argument("--workers", type=int, default=None, help="SimWorkers (default: the cluster's CPUs minus one)")
+    p.add_argument("--max-workers", type=int, default=None,
+                   help="autoscale: add SimWorkers up to this many as the queue grows (asks the Ray autoscaler)")
+    p.add_argument("--episodes-per-worker", type=int, default=10,
+                   help="autoscale: queued episodes that justify one more SimWorker")
     p.add_argument("--max-batch", type=int, default=8, help="PolicyServer's largest batch")
     p.add_argument("--max-wait-ms", type=float, default=5.0, help="PolicyServer's wait for more requests")
     p.add_argument("--run-id", default=None, help="re-use to resume (default: a new time-stamped id)")
@@ -100,7 +104,8 @@ def main(argv=None) -> dict:
                                       max_wait_s=args.max_wait_ms / 1000)
         fleet_config = FleetConfig(checkpoint=str(Path(args.checkpoint).resolve()), tokenizer_dir=args.tokenizer_dir,
                                    preset=args.preset, policy_gpus=policy_gpus,
-                                   num_workers=args.workers or default_num_workers(1.0))
+                                   num_workers=args.workers or default_num_workers(1.0), max_workers=args.max_workers,
+                                   episodes_per_worker=args.episodes_per_worker)
         specs = plan_episodes(args.suites, args.tasks, args.trials, max_steps=args.max_steps, video=args.videos)
         run = EvalRun(client, worker, specs)
         missing = run.enqueue_missing()
@@ -118,18 +123,26 @@ def main(argv=None) -> dict:
                 bar.set_postfix(success=f"{100 * p.success_rate:.1f}%", errors=p.errors,
                                 per_min=f"{(p.done - first) / max(minutes, 1e-9):.1f}", refresh=False)
 
-            run.wait(on_progress=show, on_poll=fleet.supervise)
+            fleet.scale_to_queue(missing)
+
+            def poll():
+                fleet.supervise()
+                fleet.scale_to_queue(run.queue.depth())
+
+            run.wait(on_progress=show, on_poll=poll)
             bar.close()
+            placement = fleet.placement()
             run.stop_workers()
             policy_stats = fleet.stop()
         else:
-            policy_stats = {}
+            policy_stats, placement = {}, {}
         files = run.write_tables(run_dir)
         results = run.collected()
         rows = success_table.task_rows(results)
         summary = {"run_id": run_id, "run_dir": str(run_dir), "episodes": len(results),
                    "suites": success_table.suite_rates(rows), "policy_server": policy_stats,
-                   "restarts": fleet.restarts if fleet else {}, "seconds": time.monotonic() - start,
+                   "restarts": fleet.restarts if fleet else {}, "placement": placement,
+                   "seconds": time.monotonic() - start,
                    "files": {k: str(v) for k, v in files.items()}}
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
         print(success_table.terminal(rows))
