@@ -24,7 +24,7 @@ test-fast: install
 	$(PY) -m pytest -q -m "not integration"
 
 demo: install
-	$(PY) jobs/demo_tiny.py
+	$(PY) jobs/demo.py
 
 bench: install
 	$(PY) bench/decode.py --quick
