@@ -86,13 +86,20 @@ class Rounds:
         log.info("evaluation round on version %d: %d episodes (%d to run)", version, len(specs), missing)
         self.current = (version, run)
 
-    def poll(self) -> str:
+    def poll(self, wandb_run=None) -> str:
         if self.current is None:
             return ""
         version, run = self.current
         p = run.progress()
         if p.done >= p.total:
             self.finished[version] = run.collected()
+            if wandb_run is not None:
+                import wandb
+
+                rows = success_table.task_rows(self.finished[version])
+                wandb_run.log({f"success/{k}": v for k, v in success_table.suite_rates(rows).items()} |
+                              {f"video/v{version}/{r.suite}/task{r.task}": wandb.Video(r.video, format="mp4")
+                               for r in self.finished[version] if r.video})
             run.write_tables(self.run_dir / "eval" / f"v{version:06d}")
             self.current = None
             rows = success_table.task_rows(self.finished[version])
@@ -187,15 +194,18 @@ def main(argv=None) -> dict:
                     follow_run_id=run_id, num_workers=res.sim_workers or default_num_workers(
                         res.policy_cpus + res.learner_cpus * res.learner_workers),
                     policy_cpus=res.policy_cpus, policy_gpus=res.policy_gpus if res.policy_gpus is not None else float(has_gpu),
-                    policy_torch_threads=res.policy_torch_threads, worker_cpus=res.sim_cpus),
+                    policy_torch_threads=res.policy_torch_threads, worker_cpus=res.sim_cpus,
+                    max_workers=res.max_sim_workers, episodes_per_worker=res.episodes_per_sim_worker),
                     rounds.worker, PolicyServiceConfig(queue=f"eval:{run_id}:policy")).start()
             if version is not None:
                 rounds.offer(version, train.steps)
-            status = rounds.poll()
+            status = rounds.poll(wandb_run)
             if status:
                 bar.set_description(f"train | eval {status}")
             if fleet:
                 fleet.supervise()
+                if rounds.current is not None:
+                    fleet.scale_to_queue(rounds.current[1].queue.depth())
             if learner_error:
                 raise RuntimeError(f"the learner failed: {learner_error[0]}") from learner_error[0]
             finished = not learner.is_alive() and rounds.current is None and train.steps in rounds.finished

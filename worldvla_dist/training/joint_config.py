@@ -36,6 +36,8 @@ class ResourcesConfig:
     policy_cpus: float = 1.0
     policy_gpus: float | None = None  # None: 1 if the cluster has a GPU
     sim_workers: int | None = None  # None: the CPUs left after the learner and the PolicyServer
+    max_sim_workers: int | None = None  # autoscale SimWorkers up to this many as a round's queue is deep
+    episodes_per_sim_worker: int = 10
     sim_cpus: float = 1.0
     policy_torch_threads: int | None = 1
 
