@@ -53,7 +53,8 @@ def parse_args() -> argparse.Namespace:
     if args.quick:
         args.tasks, args.trials, args.tokenizer_steps, args.steps = args.tasks[:1], 2, 3, 4
         args.eval_trials, args.eval_max_steps = 1, 10
-        args.cache = args.cache.with_name(args.cache.name + "-quick")
+        if args.cache == ROOT / "data" / "demo-cache":  # a given --cache is used as it is
+            args.cache = args.cache.with_name(args.cache.name + "-quick")
     return args
 
 
@@ -94,7 +95,7 @@ def main() -> None:
         (run_dir / "demo_config.yaml").write_text(yaml.safe_dump(config))
         run(RAY, "job", "submit", "--address", f"http://127.0.0.1:{dashboard}", "--working-dir", str(ROOT),
             "--runtime-env-json", json.dumps({"env_vars": {"WORLDVLA_REDIS_URL": redis.url, **_LOOPBACK_ENV}}),
-            "--", "python", "jobs/train_joint.py", "--config", str(run_dir / "demo_config.yaml"))
+            "--", sys.executable, "jobs/train_joint.py", "--config", str(run_dir / "demo_config.yaml"))
     finally:
         redis.stop()
         subprocess.run([RAY, "stop", "--force"], cwd=ROOT, env=ENV, capture_output=True)
