@@ -29,7 +29,7 @@ from worldvla_dist.evaluation import success_table
 from worldvla_dist.evaluation.episode_worker import EpisodeWorkerConfig
 from worldvla_dist.evaluation.eval_run import EvalRun, plan_episodes
 from worldvla_dist.runtime.redis_client import connect, redact
-from worldvla_dist.runtime.redis_server import EmbeddedRedis, EmbeddedRedisConfig
+from worldvla_dist.runtime.redis_server import redis_for_run
 from worldvla_dist.serving.policy_service import PolicyServiceConfig
 
 log = logging.getLogger("eval_libero")
@@ -86,12 +86,7 @@ def main(argv=None) -> dict:
     run_id = args.run_id or time.strftime("%Y%m%d-%H%M%S")
     run_dir = (args.out / f"eval-{run_id}").resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
-    embedded = None
-    if args.redis_url:
-        redis_url = args.redis_url
-    else:
-        embedded = EmbeddedRedis(EmbeddedRedisConfig(data_dir=str(run_dir / "redis"), appendonly=True)).start()
-        redis_url = embedded.url
+    redis_url, embedded = redis_for_run(args.redis_url, run_dir / "redis")
     fleet = None
     try:
         client = connect(redis_url)

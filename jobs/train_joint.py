@@ -40,7 +40,7 @@ from worldvla_dist.evaluation.eval_run import EvalRun, plan_episodes
 from worldvla_dist.metrics.training_plots import plot_losses, plot_success_rounds
 from worldvla_dist.runtime.metrics_stream import MetricsStream
 from worldvla_dist.runtime.redis_client import connect, redact
-from worldvla_dist.runtime.redis_server import EmbeddedRedis, EmbeddedRedisConfig
+from worldvla_dist.runtime.redis_server import redis_for_run
 from worldvla_dist.serving.policy_service import PolicyServiceConfig
 from worldvla_dist.training.joint_config import JointJobConfig
 
@@ -141,12 +141,7 @@ def main(argv=None) -> dict:
     run_id = run_dir.name
     (run_dir / "config.json").write_text(json.dumps(to_dict(config), indent=1))
 
-    embedded = None
-    if args.redis_url:
-        redis_url = args.redis_url
-    else:
-        embedded = EmbeddedRedis(EmbeddedRedisConfig(data_dir=str(run_dir / "redis"), appendonly=True)).start()
-        redis_url = embedded.url
+    redis_url, embedded = redis_for_run(args.redis_url, run_dir / "redis")
     fleet = None
     try:
         client = connect(redis_url)

@@ -117,3 +117,12 @@ class EmbeddedRedis:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def redis_for_run(url: str | None, data_dir: str | Path) -> tuple[str, EmbeddedRedis | None]:
+    """The Redis a job uses: `url` when one is configured, else an embedded server that keeps an
+    append-only file in `data_dir` (so re-running the job resumes). The caller stops the server."""
+    if url:
+        return url, None
+    server = EmbeddedRedis(EmbeddedRedisConfig(data_dir=str(data_dir), appendonly=True)).start()
+    return server.url, server
