@@ -128,11 +128,11 @@ class WorkQueue:
         pipe.xdel(self.config.name, entry_id)
         pipe.execute()
 
-    def touch(self, consumer: str, delivery: Delivery) -> None:
-        """Resets the entry's idle time, so a live consumer on a long job is not taken for dead
+    def touch(self, consumer: str, *deliveries: Delivery) -> None:
+        """Resets the entries' idle time, so a live consumer on a long job is not taken for dead
         (XCLAIM with JUSTID does not count as a delivery)."""
         self.redis.xclaim(self.config.name, self.config.group, consumer, min_idle_time=0,
-                          message_ids=[delivery.entry_id], justid=True)
+                          message_ids=[d.entry_id for d in deliveries], justid=True)
 
     def reject(self, delivery: Delivery, reason: str, consumer: str = "") -> None:
         """A valid message the consumer cannot use (bad values): dead-letter it with the reason."""
