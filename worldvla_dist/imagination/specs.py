@@ -83,8 +83,8 @@ def plan_rollouts(demos: str | Path, count: int, horizon: int, mode: str = "repl
     the trajectories of the deterministic 90/10 split's validation side (`split="validation"`), each
     trajectory's starts spaced along it. Falls back to every trajectory when no validation trajectory
     is long enough, and says so in the second value ("validation" or "all")."""
-    if mode not in MODES:
-        raise InvalidRollout(f"plan_rollouts: mode {mode!r}, expected one of {MODES}")
+    if mode not in MODES or split not in ("validation", "all"):
+        raise InvalidRollout(f"plan_rollouts: mode {mode!r} (one of {MODES}), split {split!r} (validation / all)")
     files = sorted(Path(demos).rglob("*_demo.hdf5"))
     if not files:
         raise InvalidRollout(f"plan_rollouts: no *_demo.hdf5 files under {demos}")
@@ -94,7 +94,7 @@ def plan_rollouts(demos: str | Path, count: int, horizon: int, mode: str = "repl
             for name in f.names:
                 lengths[(str(path.resolve()), name)] = len(f[name].actions)
     usable = {k: n for k, n in lengths.items() if n > horizon}
-    used = "validation"
+    used = split
     chosen = {k: n for k, n in usable.items() if is_validation(trajectory_key(*k))} if split == "validation" else usable
     if not chosen:
         chosen, used = usable, "all"
