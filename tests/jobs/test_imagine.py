@@ -17,6 +17,7 @@ from actors.imagination_worker import ImaginationWorker
 from actors.ray_setup import init_ray
 from actors.supervisor import ServeSupervisor
 from jobs import imagine
+from worldvla_dist.data.synthetic_demos import write_random_demo_files
 from worldvla_dist.imagination.imagination_worker import ImaginationWorkerConfig
 from worldvla_dist.imagination.imagine_run import ImagineRun
 from worldvla_dist.imagination.specs import plan_rollouts
@@ -27,7 +28,6 @@ from worldvla_dist.runtime.redis_client import connect
 from worldvla_dist.runtime.redis_server import EmbeddedRedis
 from worldvla_dist.sequences.token_space import TokenSpace
 
-from tests.conftest import write_random_demo_files
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

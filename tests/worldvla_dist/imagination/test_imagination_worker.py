@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from worldvla_dist.data.synthetic_demos import write_random_demo_files
 from worldvla_dist.imagination.imagination_worker import ImaginationWorker, ImaginationWorkerConfig
 from worldvla_dist.imagination.imagine_run import ImagineRun
 from worldvla_dist.imagination.scoring import RolloutScorer, ScoringConfig
@@ -17,7 +18,7 @@ from worldvla_dist.metrics.image_quality import psnr
 from worldvla_dist.runtime.redis_client import connect
 from worldvla_dist.runtime.redis_server import EmbeddedRedis
 
-from tests.conftest import make_tiny_model, write_random_demo_files
+from tests.conftest import make_tiny_model
 from tests.worldvla_dist.metrics.test_lpips import backbone_state, linear_state
 from tests.worldvla_dist.metrics.test_video_quality import TinyVideoNet
 

@@ -1,0 +1,125 @@
+"""Imagination speed on the tiny-cpu preset (random weights: the cost does not depend on them).
+
+1. World-model frames/s with B = 1 vs B = 8 rollouts side by side: the rollout alone, and a whole
+   ImaginationWorker (embedded redis-server, trajectory windows read from demo files, VQGAN encode and
+   decode, PSNR / SSIM scoring, results written), the same 8 rollouts at batch 1 and batch 8.
+2. Seconds per frame against the horizon (B = 1 replay at H = 10, 50, 200; --quick: 2, 8, 32; the
+   median frame of each rollout): the world model sees one image and one action per frame, so this
+   should stay flat.
+
+    python bench/imagine.py            # ~4 min
+    python bench/imagine.py --quick    # under a minute
+
+Prints a table, then one JSON line: each figure a ratio measured in this run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from worldvla_dist.data.synthetic_demos import write_random_demo_files
+from worldvla_dist.imagination import rollout
+from worldvla_dist.imagination.imagination_worker import ImaginationWorker, ImaginationWorkerConfig
+from worldvla_dist.imagination.imagine_run import ImagineRun
+from worldvla_dist.imagination.specs import plan_rollouts
+from worldvla_dist.model.presets import MODEL_PRESETS
+from worldvla_dist.model.worldvla import WorldVLA
+from worldvla_dist.runtime.redis_client import connect
+from worldvla_dist.runtime.redis_server import EmbeddedRedis
+from worldvla_dist.sequences.token_space import TokenSpace
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def replay_frame_times(model, tokens, batch: int, horizon: int, seed: int = 0) -> np.ndarray:
+    """Seconds each of the `horizon` frames of a B-rollout replay took."""
+    rng = np.random.default_rng(seed)
+    g = tokens.layout
+    start = torch.as_tensor(rng.integers(0, tokens.vocab.num_image_codes, (batch, g.rows, g.cols)))
+    actions = rng.uniform(-0.3, 0.3, (batch, horizon, 7))
+    stamps = [time.perf_counter()]
+    rollout.replay(model, tokens, start, actions, on_frame=lambda _h: stamps.append(time.perf_counter()))
+    return np.diff(stamps)
+
+
+def worker_seconds(client, model, tokens, demos: Path, batch: int, rollouts: int, horizon: int) -> float:
+    specs, _ = plan_rollouts(demos, rollouts, horizon, split="all")
+    config = ImaginationWorkerConfig(run_id=uuid.uuid4().hex[:8], batch=batch)
+    run = ImagineRun(client, config, specs)
+    run.enqueue_missing()
+    worker = ImaginationWorker(client, config, model, tokens)
+
+    def drain():
+        while run.progress().done < len(specs):
+            worker.work_once(block_s=0.1)
+
+    seconds = timed(drain)
+    assert run.progress().errors == 0
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="short horizons (under a minute)")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    batch_horizon = 2 if args.quick else 6
+    horizons = (2, 8, 32) if args.quick else (10, 50, 200)
+
+    torch.manual_seed(0)
+    preset = MODEL_PRESETS.get("tiny-cpu")
+    tokens = TokenSpace.for_preset(preset)
+    model = WorldVLA.build(preset, tokens.vocab, tokens.images.vqgan.cfg).eval()
+    replay_frame_times(model, tokens, 1, 8)  # warm-up: the first few frames of a process run ~10% slower
+
+    rows, figures = [], {}
+    core = {b: b * batch_horizon / replay_frame_times(model, tokens, b, batch_horizon).sum() for b in (1, 8)}
+    rows.append((f"rollout only, H={batch_horizon}: frames/s", f"{core[1]:.2f}", f"{core[8]:.2f}",
+                 f"{core[8] / core[1]:.2f}x"))
+    figures["rollout_frames_per_s_b8_over_b1"] = round(core[8] / core[1], 3)
+
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis() as server:
+        demos = Path(tmp)
+        write_random_demo_files(demos, files=2, demos=4, steps=batch_horizon + 4, size=preset.image_size_px)
+        client = connect(server.url)
+        frames = 8 * batch_horizon
+        worker = {b: frames / worker_seconds(client, model, tokens, demos, b, 8, batch_horizon) for b in (1, 8)}
+    rows.append((f"ImaginationWorker, 8 rollouts, H={batch_horizon}: frames/s", f"{worker[1]:.2f}", f"{worker[8]:.2f}",
+                 f"{worker[8] / worker[1]:.2f}x"))
+    figures["worker_frames_per_s_b8_over_b1"] = round(worker[8] / worker[1], 3)
+
+    # the median frame of each rollout: one frame's cost at that horizon, robust to this machine's spikes
+    per_frame = {h: float(np.median(replay_frame_times(model, tokens, 1, h, seed=h))) for h in horizons}
+    for h in horizons:
+        rows.append((f"B=1 replay H={h}: median seconds/frame", f"{per_frame[h]:.3f}", "",
+                     f"{per_frame[h] / per_frame[horizons[0]]:.2f}x"))
+    spread = max(per_frame.values()) / min(per_frame.values())
+    figures[f"seconds_per_frame_h{horizons[-1]}_over_h{horizons[0]}"] = round(per_frame[horizons[-1]] / per_frame[horizons[0]], 3)
+    figures["seconds_per_frame_max_over_min"] = round(spread, 3)
+
+    print(f"{'case':48s} {'B=1':>9s} {'B=8':>9s} {'ratio':>8s}")
+    for r in rows:
+        print(f"{r[0]:48s} {r[1]:>9s} {r[2]:>9s} {r[3]:>8s}")
+    print("goals: B=8 / B=1 >= 4x; seconds per frame flat within 10% (max / min <= 1.10)")
+    print(json.dumps({"bench": "imagine", "preset": preset.name, "quick": args.quick, "threads": args.threads,
+                      "cpu_count": os.cpu_count(), "machine": platform.machine(), "torch": torch.__version__,
+                      "horizons": list(horizons), **figures}))
+
+
+if __name__ == "__main__":
+    main()
