@@ -59,6 +59,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--videos", type=int, default=8, help="rollouts that get a real | imagined mp4 strip")
     p.add_argument("--chunk", type=int, default=None, help="dream: actions per policy call (default: the suite's)")
     p.add_argument("--temperature", type=float, default=0.0, help="0: greedy")
+    p.add_argument("--weight-version", type=int, default=0, help="the version of --checkpoint, recorded in results")
+    p.add_argument("--follow-run-id", default=None,
+                   help="a training run whose published weights the workers take between batches")
     p.add_argument("--lpips-backbone", default=None, help="torchvision AlexNet state dict (local file)")
     p.add_argument("--lpips-linear", default=None, help="lpips v0.1 alex.pth linear weights (local file)")
     p.add_argument("--i3d", default=None, help="I3D TorchScript file for FVD (local file)")
@@ -134,7 +137,7 @@ def main(argv=None) -> dict:
             for i in range(workers):
                 supervisor.launch("imagine", i, lambda i=i: ImaginationWorker.options(num_cpus=1, num_gpus=gpus).remote(
                     redis_url, checkpoint, asdict(worker), asdict(scoring), args.tokenizer_dir, args.preset,
-                    args.torch_threads, name=f"imagine-{i}"))
+                    args.torch_threads, args.weight_version, args.follow_run_id, name=f"imagine-{i}"))
             first = run.progress()
             bar = tqdm(total=len(specs), initial=first.done, desc="rollouts", unit="rollout")
 

@@ -72,8 +72,11 @@ def test_replay_and_dream_end_to_end_with_resume(local_ray, checkpoint, demos, t
     assert len(lines) == 3 and all(x["error"] is None and x["model/psnr"] > 0 for x in lines)
 
     again = run_job(tmp_path, checkpoint, demos, "--mode", "replay", "--horizon", "2", "--rollouts", "3",
-                    "--run-id", "replay1")
+                    "--run-id", "replay1", "--wandb", "offline")
     assert again["rollouts"] == 3 and again["workers"] == []  # resumed: nothing left to imagine
+    (offline_run,) = (run_dir / "wandb").glob("offline-run-*")  # table, contact sheet and strip logged offline
+    media = {p.suffix for p in (offline_run / "files" / "media").rglob("*") if p.is_file()}
+    assert {".png", ".mp4", ".json"} <= media, media
 
     dream = run_job(tmp_path, checkpoint, demos, "--mode", "dream", "--horizon", "3", "--chunk", "2",
                     "--rollouts", "2", "--workers", "1", "--batch", "2", "--run-id", "dream1")
