@@ -14,7 +14,7 @@ from worldvla_dist.config import from_dict
 from worldvla_dist.imagination.imagination_worker import ImaginationWorker as Worker
 from worldvla_dist.imagination.imagination_worker import ImaginationWorkerConfig
 from worldvla_dist.imagination.scoring import RolloutScorer, ScoringConfig
-from worldvla_dist.model.checkpoint import load_checkpoint
+from worldvla_dist.model.checkpoint import load_for_inference
 from worldvla_dist.runtime.redis_client import connect
 
 
@@ -26,10 +26,7 @@ class ImaginationWorker:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
         if torch_threads:
             torch.set_num_threads(torch_threads)
-        gpu = torch.cuda.is_available()
-        model, tokens = load_checkpoint(checkpoint, tokenizer_dir, preset, dtype=torch.bfloat16 if gpu else torch.float32)
-        if gpu:
-            model, tokens.images.vqgan = model.cuda(), tokens.images.vqgan.cuda()
+        model, tokens = load_for_inference(checkpoint, tokenizer_dir, preset)
         scorer = RolloutScorer(from_dict(ScoringConfig, scoring or {}))
         self.worker = Worker(connect(redis_url), from_dict(ImaginationWorkerConfig, worker), model, tokens, scorer,
                              weight_version, name)

@@ -11,7 +11,7 @@ import torch
 
 from actors.weight_registry import WeightFollower
 from worldvla_dist.config import from_dict
-from worldvla_dist.model.checkpoint import load_checkpoint
+from worldvla_dist.model.checkpoint import load_for_inference
 from worldvla_dist.runtime.redis_client import connect
 from worldvla_dist.serving.chunk_policy import ChunkPolicy
 from worldvla_dist.serving.policy_service import PolicyService, PolicyServiceConfig
@@ -25,10 +25,7 @@ class PolicyServer:
         """`follow_run_id`: take each newer version the run's learner publishes (WeightFollower)."""
         if torch_threads:
             torch.set_num_threads(torch_threads)
-        gpu = torch.cuda.is_available()
-        model, tokens = load_checkpoint(checkpoint, tokenizer_dir, preset, dtype=torch.bfloat16 if gpu else torch.float32)
-        if gpu:
-            model, tokens.images.vqgan = model.cuda(), tokens.images.vqgan.cuda()
+        model, tokens = load_for_inference(checkpoint, tokenizer_dir, preset)
         self.config = from_dict(PolicyServiceConfig, service or {})
         self.service = PolicyService(connect(redis_url), ChunkPolicy(model, tokens, history), self.config, weight_version)
         self._stop = threading.Event()

@@ -104,3 +104,14 @@ def load_checkpoint(path: str | Path, tokenizer_dir: str | Path | None = None, p
         raise CheckpointError(f"{path}: model vocabulary has {chameleon.config.vocab_size} ids, "
                               f"the tokenizer's {tokens.vocab.size}")
     return WorldVLA(chameleon, tokens.vocab, model_preset), tokens
+
+
+def load_for_inference(path: str | Path, tokenizer_dir: str | Path | None = None,
+                       preset: str | None = None) -> tuple[WorldVLA, TokenSpace]:
+    """`load_checkpoint` placed for serving: bf16 on the GPU with the VQGAN beside it when one is
+    visible, else fp32 on the CPU (bf16 matmuls are slow there)."""
+    gpu = torch.cuda.is_available()
+    model, tokens = load_checkpoint(path, tokenizer_dir, preset, dtype=torch.bfloat16 if gpu else torch.float32)
+    if gpu:
+        model, tokens.images.vqgan = model.cuda(), tokens.images.vqgan.cuda()
+    return model, tokens
