@@ -30,6 +30,7 @@ bench: install
 	$(PY) bench/decode.py --quick
 	$(PY) bench/env.py --quick
 	$(PY) bench/eval.py --quick
+	$(PY) bench/imagine.py --quick
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
