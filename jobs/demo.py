@@ -105,7 +105,8 @@ def main() -> None:
     summary = json.loads((run_dir / "summary.json").read_text())
     last_export = sorted((run_dir / "exports").iterdir())[-1]
     model, tokens = load_checkpoint(last_export)
-    report = heldout_report(model, tokens, cache / "demos")
+    samples = 8 if args.quick else 64
+    report = heldout_report(model, tokens, cache / "demos", max_frames=samples, max_prompts=samples)
     final_round = summary["rounds"].get(str(summary["steps"]), {})
     acc, frame = report["action_token_accuracy"], report["next_frame"]
     tokenizer_report = json.loads((cache / "tokenizer" / "tokenizer_report.json").read_text())

@@ -1,7 +1,9 @@
 """`make demo` end to end with quick settings, on real components: a local Ray head with its job
 server, an embedded Redis, scripted LIBERO demos -> hdf5 -> tiny tokenizer -> token shards, then
-`ray job submit jobs/train_joint.py` (DeepSpeed learner + evaluation rounds), then the report.
-Afterwards each data job, re-run on the cache, does no work (resumable)."""
+`ray job submit jobs/train_joint.py` (Ray Train + DeepSpeed learner, PolicyServer following the
+published weights, SimWorkers on LIBERO, evaluation rounds), then the report. Afterwards the main job,
+re-run as plain python on the same run folder, resumes instead of redoing, and each data job re-run on
+the cache does no work (resumable)."""
 
 import json
 import subprocess
@@ -32,8 +34,16 @@ def test_quick_demo_runs_the_whole_pipeline_and_its_jobs_resume(tmp_path):
     assert report["tokenizer"]["heldout_frames"] > 0
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["steps"] == 4 and "libero_object" in summary["rounds"]["4"]
-    assert (run_dir / "loss.png").exists() and (run_dir / "rounds.md").exists()
+    assert (run_dir / "loss.png").stat().st_size > 0 and (run_dir / "success_rounds.png").stat().st_size > 0
+    assert "| libero_object/0 |" in (run_dir / "rounds.md").read_text()
     assert "Job 'raysubmit_" in log and "succeeded" in log and "action-token accuracy" in log
+    assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 4
+    episodes = [json.loads(x) for x in (run_dir / "eval" / "v000004" / "episodes.jsonl").read_text().splitlines()]
+    assert len(episodes) == 1 and all(e["weight_version"] == 4 and 4 in e["weight_versions"] for e in episodes)
+
+    again = run("jobs/train_joint.py", "--config", str(run_dir / "demo_config.yaml"), "--num-cpus", "3")
+    assert "resumed from" in again and json.loads((run_dir / "summary.json").read_text())["steps"] == 4
+    assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 4  # nothing trained twice
 
     demos, tok, shards = cache / "demos", cache / "tokenizer", cache / "shards"
     expert = json.loads((demos / "expert_success.json").read_text())

@@ -327,13 +327,17 @@ class ScriptedExpert:
         x = np.array([0.0, 0.0, 1.0])
         return np.stack([x, np.cross(z, x), z], axis=1)
 
+    def drawer_approach(self, region: str):
+        """(opening direction, hand orientation facing the drawer, handle centre): the latter two as
+        callables, since the handle moves while the drawer does."""
+        body, joint = self.drawer_of(region)
+        out = self.opening_direction(body, joint)
+        return out, (lambda: self.facing(-out)), (lambda: self.handle(body, out).center)
+
     def open_drawer(self, region: str) -> list[Waypoint]:
         """Turn the hand to face the drawer, grasp its handle bar from the front (fingers above and
         below it), pull it out along the slide, let go and back off."""
-        body, joint = self.drawer_of(region)
-        out = self.opening_direction(body, joint)
-        pose = lambda: self.facing(-out)  # noqa: E731
-        bar = lambda: self.handle(body, out).center  # noqa: E731
+        out, pose, bar = self.drawer_approach(region)
         return [
             Waypoint(lambda: self.eef() + [0, 0, 0.05], OPEN, tol=0.03, orientation=pose),
             Waypoint(lambda: bar() + out * 0.12, OPEN, tol=0.015, orientation=pose),
@@ -346,10 +350,7 @@ class ScriptedExpert:
 
     def close_drawer(self, region: str) -> list[Waypoint]:
         """Face the drawer with the hand closed and push its handle in along the slide."""
-        body, joint = self.drawer_of(region)
-        out = self.opening_direction(body, joint)
-        pose = lambda: self.facing(-out)  # noqa: E731
-        bar = lambda: self.handle(body, out).center  # noqa: E731
+        out, pose, bar = self.drawer_approach(region)
         return [
             Waypoint(lambda: self.eef() + [0, 0, 0.05], CLOSE, tol=0.03, orientation=pose),
             Waypoint(lambda: bar() + out * 0.08, CLOSE, tol=0.015, orientation=pose),

@@ -22,8 +22,8 @@ def test_expert_solves_a_spatial_task_without_rendering():
 
 
 def test_demos_are_recorded_regenerated_and_readable(tmp_path):
-    report = generate_task_demos("libero_object", 5, tmp_path / "demos", trials=2, image_size_px=64)
-    assert report.expert_successes == 2 and report.kept_demos == 2
+    report = generate_task_demos("libero_object", 5, tmp_path / "demos", trials=1, image_size_px=64)
+    assert report.expert_successes == 1 and report.kept_demos == 1
     with DemoFile(report.path) as f:
         assert f.info.language_instruction == "pick up the tomato sauce and place it in the basket"
         demo = f[f.names[0]]
@@ -32,4 +32,4 @@ def test_demos_are_recorded_regenerated_and_readable(tmp_path):
         assert len(demo.states) == len(demo.actions) == len(demo.proprio["ee_pos"])
     # the reference's regeneration of that file from each demo's first state
     again = regenerate_demo_file(report.path, "libero_object", 5, tmp_path / "regen", image_size_px=64)
-    assert again.trials == 2 and 1 <= again.kept_demos <= 2
+    assert again.trials == 1 and again.kept_demos == 1
