@@ -1,6 +1,8 @@
 """LIBERO env throughput: the reference protocol (both cameras rendered every step) vs render on
 demand (agentview once per chunk of K steps, as the policy reads it), on the same trials and actions;
-and scripted demonstrations per minute (expert rollout without rendering + rendered replay).
+and scripted demonstrations per minute (expert rollout without rendering + rendered replay); and
+(full run only) two envs in one process, stepped in turn, against two envs in their own subprocesses
+(`EnvProcess`, what a SimWorker uses), stepped at once.
 
     python bench/env.py            # 3 trials per mode
     python bench/env.py --quick    # 1 trial, 40 steps: about a minute, most of it building the env
@@ -15,12 +17,14 @@ import json
 import os
 import platform
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import numpy as np
 
 from worldvla_dist.data.demo_generation import replay
 from worldvla_dist.data.scripted_expert import run_expert
+from worldvla_dist.envs.env_process import EnvProcess
 from worldvla_dist.envs.libero_env import CAMERAS, LiberoEnv, LiberoEnvConfig
 
 
@@ -39,6 +43,43 @@ def steps_per_second(env: LiberoEnv, actions: list[np.ndarray], trials: list[int
             if env.done or env.truncated:
                 break
     return steps / (time.perf_counter() - start)
+
+
+def two_envs_steps_per_second(config: LiberoEnvConfig, actions: np.ndarray, chunk: int = 5) -> tuple[float, float]:
+    """Steps/s of two envs running `actions` from trial 0, render on demand: (one process, in turn;
+    two subprocesses, driven from two threads). Env start-up is not timed."""
+    def read(i: int) -> tuple[str, ...]:
+        return ("agentview",) if i % chunk == chunk - 1 else ()
+
+    envs = [LiberoEnv(config), LiberoEnv(config)]
+    try:
+        for env in envs:
+            env.reset(0)
+        start = time.perf_counter()
+        for i, a in enumerate(actions):
+            for env in envs:
+                env.step(a, cameras=read(i))
+        in_turn = 2 * len(actions) / (time.perf_counter() - start)
+    finally:
+        for env in envs:
+            env.close()
+
+    def drive(env: EnvProcess) -> None:
+        for i, a in enumerate(actions):
+            env.step(a, cameras=read(i))
+
+    procs = [EnvProcess(config), EnvProcess(config)]
+    try:
+        for env in procs:
+            env.reset(0, cameras=())
+        with ThreadPoolExecutor(2) as pool:
+            start = time.perf_counter()
+            list(pool.map(drive, procs))
+            concurrent = 2 * len(actions) / (time.perf_counter() - start)
+    finally:
+        for env in procs:
+            env.close()
+    return in_turn, concurrent
 
 
 def main() -> None:
@@ -66,17 +107,27 @@ def main() -> None:
         k10 = steps_per_second(env, actions, trials, 10)
 
     demos_per_min = 60.0 * len(trials) / (expert_s + replay_s)
+    per_process = None
+    if not args.quick:
+        config = LiberoEnvConfig(args.suite, args.task, image_size_px=args.image_size, max_steps=max_steps)
+        per_process = two_envs_steps_per_second(config, actions[0])
     rows = [("reference (2 cameras every step)", f"{reference:6.2f} steps/s", "1.00x"),
             ("render on demand, K=5", f"{k5:6.2f} steps/s", f"{k5 / reference:.2f}x"),
             ("render on demand, K=10", f"{k10:6.2f} steps/s", f"{k10 / reference:.2f}x"),
             ("scripted demos (rollout + replay)", f"{demos_per_min:6.2f} /min",
              f"rollout {expert_s / len(trials):.1f}s + replay {replay_s / len(trials):.1f}s")]
+    if per_process:
+        in_turn, concurrent = per_process
+        rows += [("2 envs, one process, in turn (K=5)", f"{in_turn:6.2f} steps/s", "1.00x"),
+                 ("2 envs, two subprocesses (K=5)", f"{concurrent:6.2f} steps/s", f"{concurrent / in_turn:.2f}x")]
     for r in rows:
         print(f"{r[0]:36s} {r[1]:>16s}   {r[2]}")
     print(json.dumps({"bench": "env", "suite": args.suite, "task": args.task, "image_size": args.image_size,
                       "quick": args.quick, "cpu_count": os.cpu_count(), "machine": platform.machine(),
                       "on_demand_speedup_k5": round(k5 / reference, 3), "on_demand_speedup_k10": round(k10 / reference, 3),
-                      "reference_steps_per_s": round(reference, 3), "scripted_demos_per_min": round(demos_per_min, 3)}))
+                      "reference_steps_per_s": round(reference, 3), "scripted_demos_per_min": round(demos_per_min, 3),
+                      **({"two_subprocesses_over_one_process": round(per_process[1] / per_process[0], 3)}
+                         if per_process else {})}))
 
 
 if __name__ == "__main__":
