@@ -134,3 +134,13 @@ def reference_checkpoint_dir(tmp_path_factory, chameleon_tokenizer_dir) -> Path:
                                                                      "weight_map": weight_map}))
     return folder
 
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, tiny_preset) -> Path:
+    """A random tiny-cpu model saved as our model folder (what jobs and actors load)."""
+    from worldvla_dist.model.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    tokens = TokenSpace.for_preset(tiny_preset)
+    return save_checkpoint(WorldVLA.build(tiny_preset, tokens.vocab, tokens.images.vqgan.cfg), tokens,
+                           tmp_path_factory.mktemp("ckpt") / "checkpoint")

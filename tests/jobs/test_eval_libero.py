@@ -13,20 +13,15 @@ from pathlib import Path
 
 import pytest
 import ray
-import torch
 
 from actors.eval_fleet import EvalFleet, FleetConfig
 from actors.ray_setup import init_ray
 from worldvla_dist.evaluation.episode_worker import EpisodeWorkerConfig
 from worldvla_dist.evaluation.eval_run import EvalRun, plan_episodes
-from worldvla_dist.model.checkpoint import save_checkpoint
-from worldvla_dist.model.presets import MODEL_PRESETS
-from worldvla_dist.model.worldvla import WorldVLA
 from worldvla_dist.runtime.codec import pack
 from worldvla_dist.runtime.redis_client import connect
 from worldvla_dist.runtime.redis_server import EmbeddedRedis, free_loopback_port
 from worldvla_dist.runtime.work_queue import WorkQueue
-from worldvla_dist.sequences.token_space import TokenSpace
 from worldvla_dist.serving.policy_service import PolicyServiceConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,12 +29,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    preset = MODEL_PRESETS.get("tiny-cpu")
-    tokens = TokenSpace.for_preset(preset)
-    return save_checkpoint(WorldVLA.build(preset, tokens.vocab, tokens.images.vqgan.cfg), tokens,
-                           tmp_path_factory.mktemp("ckpt") / "checkpoint")
+def checkpoint(tiny_checkpoint):
+    return tiny_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from dataclasses import asdict
 
 import pytest
 import ray
-import torch
 
 from actors.imagination_worker import ImaginationWorker
 from actors.ray_setup import init_ray
@@ -21,24 +20,16 @@ from worldvla_dist.data.synthetic_demos import write_random_demo_files
 from worldvla_dist.imagination.imagination_worker import ImaginationWorkerConfig
 from worldvla_dist.imagination.imagine_run import ImagineRun
 from worldvla_dist.imagination.specs import plan_rollouts
-from worldvla_dist.model.checkpoint import save_checkpoint
-from worldvla_dist.model.presets import MODEL_PRESETS
-from worldvla_dist.model.worldvla import WorldVLA
 from worldvla_dist.runtime.redis_client import connect
 from worldvla_dist.runtime.redis_server import EmbeddedRedis
-from worldvla_dist.sequences.token_space import TokenSpace
 
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    preset = MODEL_PRESETS.get("tiny-cpu")
-    tokens = TokenSpace.for_preset(preset)
-    return save_checkpoint(WorldVLA.build(preset, tokens.vocab, tokens.images.vqgan.cfg), tokens,
-                           tmp_path_factory.mktemp("ckpt") / "checkpoint")
+def checkpoint(tiny_checkpoint):
+    return tiny_checkpoint
 
 
 @pytest.fixture(scope="module")
