@@ -16,8 +16,16 @@ log = logging.getLogger(__name__)
 Slot = tuple[str, int]  # (kind, index)
 
 
+class ActorKeepsDying(RuntimeError):
+    """An actor slot died more than `max_restarts` times: a bad checkpoint path, a broken node; restarting
+    it again would only loop. The message carries the last death's cause."""
+
+
 class ServeSupervisor:
-    def __init__(self):
+    def __init__(self, max_restarts: int = 5):
+        """`max_restarts` per slot; one more death raises `ActorKeepsDying` from `supervise()`."""
+        self.max_restarts = max_restarts
+        self._slot_restarts: dict[Slot, int] = {}
         self.actors: dict[Slot, Any] = {}
         self._factories: dict[Slot, Callable[[], Any]] = {}
         self._runs: dict[Any, Slot] = {}  # serve() ref -> slot
@@ -49,8 +57,13 @@ class ServeSupervisor:
                 ray.get(ref)
                 continue  # a clean end (stop key set): nothing to replace
             except (RayActorError, RayTaskError) as e:
-                events.append(f"{kind} actor {index} died ({type(e).__name__}: {str(e)[-800:]}); restarting")
+                cause = f"{type(e).__name__}: {str(e)[-800:]}"
+                if self._slot_restarts.get(slot, 0) >= self.max_restarts:
+                    raise ActorKeepsDying(f"{kind} actor {index} died {self._slot_restarts[slot] + 1} times "
+                                          f"(max restarts {self.max_restarts}); last: {cause}") from e
+                events.append(f"{kind} actor {index} died ({cause}); restarting")
                 log.warning(events[-1])
+            self._slot_restarts[slot] = self._slot_restarts.get(slot, 0) + 1
             self.restarts[kind] += 1
             self.launch(kind, index, self._factories[slot])
         return events

@@ -73,6 +73,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--num-cpus", type=int, default=None, help="local Ray only")
     p.add_argument("--reclaim-after", type=float, default=120.0,
                    help="seconds before a dead worker's rollouts are taken over")
+    p.add_argument("--max-restarts", type=int, default=5,
+                   help="restarts per worker before the job gives up with the worker's error")
     p.add_argument("--wandb", choices=["off", "offline", "online"], default="off")
     args = p.parse_args(argv)
     if args.horizon < 1 or args.rollouts < 1 or args.batch < 1:
@@ -132,7 +134,7 @@ def main(argv=None) -> dict:
                  "GPU" if gpus else "CPU")
         start = time.monotonic()
         if missing:
-            supervisor = ServeSupervisor()
+            supervisor = ServeSupervisor(args.max_restarts)
             checkpoint = str(Path(args.checkpoint).resolve())
             for i in range(workers):
                 supervisor.launch("imagine", i, lambda i=i: ImaginationWorker.options(num_cpus=1, num_gpus=gpus).remote(
@@ -146,10 +148,12 @@ def main(argv=None) -> dict:
                 bar.set_postfix(errors=p.errors, frames_per_s=f"{(p.frames - first.frames) / (time.monotonic() - start):.2f}",
                                 refresh=False)
 
-            run.wait(on_progress=show, on_poll=supervisor.supervise)
-            bar.close()
-            run.stop_workers()
-            worker_stats = list(supervisor.finish().values())
+            try:
+                run.wait(on_progress=show, on_poll=supervisor.supervise)
+            finally:  # also when the workers keep dying: stop and reap them before the error goes up
+                bar.close()
+                run.stop_workers()
+                worker_stats = list(supervisor.finish().values())
         else:
             worker_stats = []
         files = run.write_outputs(run_dir, lengths)

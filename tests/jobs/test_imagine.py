@@ -14,7 +14,7 @@ import ray
 
 from actors.imagination_worker import ImaginationWorker
 from actors.ray_setup import init_ray
-from actors.supervisor import ServeSupervisor
+from actors.supervisor import ActorKeepsDying, ServeSupervisor
 from jobs import imagine
 from worldvla_dist.data.synthetic_demos import write_random_demo_files
 from worldvla_dist.imagination.imagination_worker import ImaginationWorkerConfig
@@ -106,3 +106,9 @@ def test_a_worker_killed_mid_rollout_has_its_rollouts_rerun(local_ray, checkpoin
         assert progress.done == 6 and progress.errors == 0 and supervisor.restarts == {"imagine": 1}
         assert run.results.keys() == {s.key for s in specs} and len(run.results) == 6
         assert not held & {r["message_id"] for r in held_by("imagine-0")}  # the held rollouts were re-run and acked
+
+
+def test_workers_that_cannot_start_end_the_job_with_their_error(local_ray, demos, tmp_path):
+    with pytest.raises(ActorKeepsDying, match="does not exist"):
+        run_job(tmp_path, tmp_path / "no-such-checkpoint", demos, "--horizon", "2", "--rollouts", "1",
+                "--workers", "1", "--max-restarts", "1")
