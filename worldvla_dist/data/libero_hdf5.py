@@ -64,10 +64,14 @@ class Demo:
 
     def model_images(self, camera: str = "agentview") -> np.ndarray:
         """(T, H, W, 3) uint8 in WorldVLA's orientation (the reference's 180-degree turn of a raw render)."""
-        images = self.agentview if camera == "agentview" else self.eye_in_hand
-        if self.image_convention == "opencv":  # already flipped upright: one more flip gives the raw render
-            images = images[:, ::-1]
-        return np.stack([to_model_orientation(im) for im in images])
+        return model_oriented(self.agentview if camera == "agentview" else self.eye_in_hand, self.image_convention)
+
+
+def model_oriented(images: np.ndarray, image_convention: str) -> np.ndarray:
+    """Stored (T, H, W, 3) frames -> WorldVLA's orientation."""
+    if image_convention == "opencv":  # already flipped upright: one more flip gives the raw render
+        images = images[:, ::-1]
+    return np.stack([to_model_orientation(im) for im in images])
 
 
 @dataclass
@@ -177,6 +181,25 @@ class DemoFile:
                     rewards=required["rewards"], dones=required["dones"],
                     robot_states=self._read(ep, "robot_states", required=False), proprio=proprio,
                     model_file=str(ep.attrs.get("model_file", "")), image_convention=self.info.image_convention)
+
+    def window(self, name: str, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """Model-oriented agentview frames and actions [start, stop) of one demo, read without loading
+        the rest of it (a real demo at 256 px is tens of MB; an imagined rollout needs a few frames)."""
+        if name not in self.names:
+            raise LiberoDataError(f"{self.path}: no demo {name!r}; the file has {len(self.names)} demos")
+        ep = self._file["data"][name]
+        for key in ("actions", "obs/agentview_rgb"):
+            if key not in ep:
+                raise LiberoDataError(f"{self.path}: {ep.name} is missing key '{key}'")
+        try:
+            frames, actions = ep["obs/agentview_rgb"][start:stop], ep["actions"][start:stop]
+        except OSError as e:
+            raise LiberoDataError(f"{self.path}: {ep.name} is corrupted ({e})") from e
+        return model_oriented(frames, self.info.image_convention), actions
+
+    def length(self, name: str) -> int:
+        """Steps of one demo, from its actions' shape alone."""
+        return int(self._file["data"][name]["actions"].shape[0])
 
     def close(self) -> None:
         self._file.close()

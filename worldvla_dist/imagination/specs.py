@@ -68,13 +68,11 @@ def read_window(spec: RolloutSpec) -> Window:
     with DemoFile(path) as f:
         if spec.demo not in f.names:
             raise InvalidRollout(f"rollout {spec.key}: {path} has no {spec.demo!r}")
-        demo = f[spec.demo]
-        end = spec.start + spec.horizon
-        if end >= len(demo):
-            raise InvalidRollout(f"rollout {spec.key}: {spec.demo} has {len(demo)} frames, the window needs "
-                                 f"{end + 1}")
-        frames = demo.model_images()[spec.start:end + 1]
-        return Window(f.info.language_instruction, frames, np.asarray(demo.actions[spec.start:end], np.float64))
+        end, length = spec.start + spec.horizon, f.length(spec.demo)
+        if end >= length:
+            raise InvalidRollout(f"rollout {spec.key}: {spec.demo} has {length} frames, the window needs {end + 1}")
+        frames, actions = f.window(spec.demo, spec.start, end + 1)
+        return Window(f.info.language_instruction, frames, np.asarray(actions[:-1], np.float64))
 
 
 def plan_rollouts(demos: str | Path, count: int, horizon: int, mode: str = "replay", videos: int = 0,
@@ -92,7 +90,7 @@ def plan_rollouts(demos: str | Path, count: int, horizon: int, mode: str = "repl
     for path in files:
         with DemoFile(path) as f:
             for name in f.names:
-                lengths[(str(path.resolve()), name)] = len(f[name].actions)
+                lengths[(str(path.resolve()), name)] = f.length(name)
     usable = {k: n for k, n in lengths.items() if n > horizon}
     used = split
     chosen = {k: n for k, n in usable.items() if is_validation(trajectory_key(*k))} if split == "validation" else usable

@@ -83,3 +83,19 @@ def test_split_is_deterministic_and_about_ten_percent():
     assert val == [k for k in reversed(keys) if is_validation(k)][::-1]
     assert 0.06 < len(val) / len(keys) < 0.14
     assert is_validation("x", 0.0) is False and is_validation("x", 1.0) is True
+
+
+@pytest.mark.parametrize("convention", ["opengl", "opencv"])
+def test_a_window_reads_the_same_frames_and_actions_as_the_whole_demo(tmp_path, convention):
+    demo = fake_demo(9, seed=3)
+    demo.image_convention = convention
+    info = DemoFileInfo(**{**INFO.__dict__, "image_convention": convention})
+    path = write_demo_file(tmp_path / "libero_goal" / "x_demo.hdf5", info, [demo])
+    with DemoFile(path) as f:
+        frames, actions = f.window("demo_0", 2, 6)
+        whole = f["demo_0"]
+        assert f.length("demo_0") == 9
+        np.testing.assert_array_equal(frames, whole.model_images()[2:6])
+        np.testing.assert_array_equal(actions, whole.actions[2:6])
+        with pytest.raises(LiberoDataError, match="no demo 'demo_7'"):
+            f.window("demo_7", 0, 1)
