@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from worldvla_dist.data.libero_hdf5 import DemoFile, is_validation, trajectory_key
+from worldvla_dist.data.libero_hdf5 import DemoFile, LiberoDataError, is_validation, trajectory_key
 from worldvla_dist.errors import WorldVLAError
 
 MODES = ("replay", "dream")
@@ -65,19 +65,22 @@ def read_window(spec: RolloutSpec) -> Window:
     path = Path(spec.source)
     if not path.is_file():
         raise InvalidRollout(f"rollout {spec.key}: demo file {path} does not exist on this worker")
-    with DemoFile(path) as f:
-        if spec.demo not in f.names:
-            raise InvalidRollout(f"rollout {spec.key}: {path} has no {spec.demo!r}")
-        end, length = spec.start + spec.horizon, f.length(spec.demo)
-        if end >= length:
-            raise InvalidRollout(f"rollout {spec.key}: {spec.demo} has {length} frames, the window needs {end + 1}")
-        frames, actions = f.window(spec.demo, spec.start, end + 1)
-        return Window(f.info.language_instruction, frames, np.asarray(actions[:-1], np.float64))
+    try:
+        with DemoFile(path) as f:
+            if spec.demo not in f.names:
+                raise InvalidRollout(f"rollout {spec.key}: {path} has no {spec.demo!r}")
+            end, length = spec.start + spec.horizon, f.length(spec.demo)
+            if end >= length:
+                raise InvalidRollout(f"rollout {spec.key}: {spec.demo} has {length} frames, the window needs {end + 1}")
+            frames, actions = f.window(spec.demo, spec.start, end + 1)
+            return Window(f.info.language_instruction, frames, np.asarray(actions[:-1], np.float64))
+    except LiberoDataError as e:  # unreadable or corrupted file: this spec's fault, not the worker's
+        raise InvalidRollout(f"rollout {spec.key}: {e}") from e
 
 
 def plan_rollouts(demos: str | Path, count: int, horizon: int, mode: str = "replay", videos: int = 0,
                   split: str = "validation") -> tuple[list[RolloutSpec], str]:
-    """`count` windows of `horizon` frames from the demo files under `demos`, spread round-robin over
+    """Up to `count` windows of `horizon` frames from the demo files under `demos`, spread round-robin over
     the trajectories of the deterministic 90/10 split's validation side (`split="validation"`), each
     trajectory's starts spaced along it. Falls back to every trajectory when no validation trajectory
     is long enough, and says so in the second value ("validation" or "all")."""
@@ -108,8 +111,10 @@ def plan_rollouts(demos: str | Path, count: int, horizon: int, mode: str = "repl
         last_start = chosen[(source, demo)] - horizon - 1
         start = (slot * last_start) // max(1, per_trajectory - 1) if per_trajectory > 1 else 0
         specs.append(RolloutSpec(source, demo, start, horizon, mode, video=i < videos))
-    unique = list(dict.fromkeys(specs))
-    return unique, used
+    unique: dict[str, RolloutSpec] = {}  # short trajectories repeat starts: one spec per result key
+    for spec in specs:
+        unique.setdefault(spec.key, spec)
+    return list(unique.values()), used
 
 
 @dataclass

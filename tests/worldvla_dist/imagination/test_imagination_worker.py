@@ -71,6 +71,8 @@ def drain(worker, run, max_batches=20):
 def test_every_rollout_is_written_once_with_scores_and_the_run_resumes(client, demos, tokens, model, scorer, tmp_path):
     specs, used = plan_rollouts(demos, 5, horizon=3, videos=2, split="all")
     assert used == "all" and len(specs) == 5 and len({s.key for s in specs}) == 5
+    crowded, _ = plan_rollouts(demos, 40, horizon=6, videos=3, split="all")  # 4 trajectories x 2 starts
+    assert len(crowded) == len({s.key for s in crowded}) == 8
     run, config = new_run(client, specs, batch=4, video_dir=str(tmp_path / "strips"))
     worker = ImaginationWorker(client, config, model, tokens, scorer, name="w0")
     drain(worker, run)
@@ -93,18 +95,23 @@ def test_every_rollout_is_written_once_with_scores_and_the_run_resumes(client, d
     assert ImagineRun(client, config, specs).enqueue_missing() == 0  # resume: nothing left to imagine
 
 
-def test_bad_specs_are_dead_lettered_into_error_results(client, demos, tokens, model):
+def test_bad_specs_are_dead_lettered_into_error_results(client, demos, tokens, model, tmp_path):
     good = plan_rollouts(demos, 1, horizon=2, split="all")[0]
     missing_file = RolloutSpec(str(demos / "nope_demo.hdf5"), "demo_0", 0, 2)
     too_long = RolloutSpec(good[0].source, good[0].demo, 6, 5)
-    run, config = new_run(client, [*good, missing_file, too_long], batch=4)
+    corrupted_file = tmp_path / "libero_object" / "broken_demo.hdf5"
+    corrupted_file.parent.mkdir()
+    corrupted_file.write_bytes(b"not hdf5 at all")
+    corrupted = RolloutSpec(str(corrupted_file), "demo_0", 0, 2)
+    run, config = new_run(client, [*good, missing_file, too_long, corrupted], batch=5)
     run.queue.put_raw({b"data": b"\x00 not msgpack"})
     worker = ImaginationWorker(client, config, model, tokens, name="w1")
     drain(worker, run)
     by_key = {r.key: r for r in run.collected()}
     assert by_key[good[0].key].error is None
     assert "does not exist" in by_key[missing_file.key].error and "needs 12" in by_key[too_long.key].error
-    assert len(run.queue.dead_letters()) == 3  # the two specs and the garbage, each with a reason
+    assert "cannot be read as hdf5" in by_key[corrupted.key].error
+    assert len(run.queue.dead_letters()) == 4  # the three specs and the garbage, each with a reason
 
 
 def test_a_dead_workers_rollouts_are_reclaimed_and_new_weights_are_taken_between_batches(client, demos, tokens, model,
