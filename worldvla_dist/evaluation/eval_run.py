@@ -45,31 +45,26 @@ class Progress:
         return self.successes / run if run else 0.0
 
 
-class EvalRun(WorkRun[EpisodeSpec]):
+class EvalRun(WorkRun[EpisodeSpec, EpisodeResult]):
     def __init__(self, client: redis.Redis, worker_config: EpisodeWorkerConfig, specs: list[EpisodeSpec]):
         self.channels = EvalChannels(worker_config.run_id)
         super().__init__(client, WorkQueue(client, worker_config.queue_config()),
                          ResultStore(client, self.channels.results), self.channels.stop_key, specs)
-        self._counted: dict[str, EpisodeResult] = {}
 
     def parse_spec(self, payload: dict) -> EpisodeSpec:
         return EpisodeSpec.from_payload(payload)
+
+    def parse_result(self, payload: dict) -> EpisodeResult:
+        return EpisodeResult.from_payload(payload)
 
     def error_payload(self, spec: EpisodeSpec, reason: str) -> dict:
         return EpisodeResult(spec.suite, spec.task, spec.trial, spec.weight_version, False, reason, 0, 0,
                              0.0).to_payload()
 
     def progress(self) -> Progress:
-        for key, payload in self.result_payloads().items():
-            if key not in self._counted:
-                self._counted[key] = EpisodeResult.from_payload(payload)
-        done = list(self._counted.values())
+        done = list(self.results_so_far().values())
         return Progress(len(done), len(self.specs), sum(r.success and not r.error for r in done),
                         sum(bool(r.error) for r in done))
-
-    def collected(self) -> list[EpisodeResult]:
-        self.progress()
-        return [self._counted[s.key] for s in self.specs if s.key in self._counted]
 
     def write_tables(self, out_dir: str | Path) -> dict[str, Path]:
         out_dir = Path(out_dir)

@@ -26,30 +26,25 @@ class ImagineProgress:
     frames: int  # imagined so far by the finished rollouts
 
 
-class ImagineRun(WorkRun[RolloutSpec]):
+class ImagineRun(WorkRun[RolloutSpec, RolloutResult]):
     def __init__(self, client: redis.Redis, worker_config: ImaginationWorkerConfig, specs: list[RolloutSpec]):
         self.channels = ImagineChannels(worker_config.run_id)
         super().__init__(client, WorkQueue(client, worker_config.queue_config()),
                          ResultStore(client, self.channels.results), self.channels.stop_key, specs)
-        self._collected: dict[str, RolloutResult] = {}
 
     def parse_spec(self, payload: dict) -> RolloutSpec:
         return RolloutSpec.from_payload(payload)
+
+    def parse_result(self, payload: dict) -> RolloutResult:
+        return RolloutResult.from_payload(payload)
 
     def error_payload(self, spec: RolloutSpec, reason: str) -> dict:
         return RolloutResult(spec.key, spec.mode, spec.horizon, -1, error=reason).to_payload()
 
     def progress(self) -> ImagineProgress:
-        for key, payload in self.result_payloads().items():
-            if key not in self._collected:
-                self._collected[key] = RolloutResult.from_payload(payload)
-        done = list(self._collected.values())
+        done = list(self.results_so_far().values())
         return ImagineProgress(len(done), len(self.specs), sum(bool(r.error) for r in done),
                                sum(r.horizon for r in done if not r.error))
-
-    def collected(self) -> list[RolloutResult]:
-        self.progress()
-        return [self._collected[s.key] for s in self.specs if s.key in self._collected]
 
     def write_outputs(self, out_dir: str | Path, lengths: tuple[int, ...]) -> dict[str, Path]:
         """results.md / .csv / .json (the paper's table), rollouts.jsonl (per rollout means and

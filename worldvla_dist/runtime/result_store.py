@@ -25,6 +25,11 @@ class ResultStore:
         raw = self.redis.hget(self.name, key)
         return None if raw is None else unpack(raw)
 
+    def get_many(self, keys: list[str]) -> list[dict[str, Any] | None]:
+        if not keys:
+            return []
+        return [None if raw is None else unpack(raw) for raw in self.redis.hmget(self.name, keys)]
+
     def keys(self) -> set[str]:
         return {k.decode() for k in self.redis.hkeys(self.name)}
 

@@ -1,7 +1,9 @@
 """The driver's side of a run of work specs through a `WorkQueue` to a `ResultStore`, shared by
 evaluation and imagination runs: enqueue only the specs without a result (so re-running the same run
 id resumes), turn dead-lettered specs into error results (so the run ends), follow progress, tell the
-workers to stop. Subclasses say how a spec is parsed, what an error result is, and what progress is."""
+workers to stop. Subclasses say how a spec and a result are parsed, what an error result is, and what
+progress is. Each poll fetches only the results that are new (their keys, then their values), so a
+long run does not re-read and re-decode everything it already has."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ class Spec(Protocol):
 
 
 S = TypeVar("S", bound=Spec)
+R = TypeVar("R")
 
 
 class Done(Protocol):
@@ -30,15 +33,18 @@ class Done(Protocol):
     total: int
 
 
-class WorkRun(Generic[S]):
+class WorkRun(Generic[S, R]):
     def __init__(self, client: redis.Redis, queue: WorkQueue, results: ResultStore, stop_key: str, specs: list[S]):
         self.redis, self.queue, self.results, self.stop_key, self.specs = client, queue, results, stop_key, specs
         self._wanted = {s.key for s in specs}
-        self._payloads: dict[str, dict[str, Any]] = {}
+        self._done: dict[str, R] = {}
         self._dead_seen = 0
 
     # --- what a subclass says ---
     def parse_spec(self, payload: dict) -> S:
+        raise NotImplementedError
+
+    def parse_result(self, payload: dict) -> R:
         raise NotImplementedError
 
     def error_payload(self, spec: S, reason: str) -> dict:
@@ -69,14 +75,19 @@ class WorkRun(Generic[S]):
             self.results.put(spec.key, self.error_payload(spec, f"dead-lettered: {record['reason']}"))
         self._dead_seen = len(dead)
 
-    def result_payloads(self) -> dict[str, dict[str, Any]]:
-        """This run's results so far, by spec key (fetched once each)."""
+    def results_so_far(self) -> dict[str, R]:
+        """This run's results so far, by spec key (each fetched and parsed once)."""
         self._settle_dead_letters()
-        if len(self._payloads) < len(self._wanted):
-            for key, payload in self.results.items():
-                if key in self._wanted and key not in self._payloads:
-                    self._payloads[key] = payload
-        return self._payloads
+        if len(self._done) < len(self._wanted):
+            new = sorted(k for k in self.results.keys() if k in self._wanted and k not in self._done)
+            for key, payload in zip(new, self.results.get_many(new)):
+                self._done[key] = self.parse_result(payload)
+        return self._done
+
+    def collected(self) -> list[R]:
+        """The results so far, in the order of the specs."""
+        done = self.results_so_far()
+        return [done[s.key] for s in self.specs if s.key in done]
 
     def wait(self, on_progress: Callable[[Any], None] | None = None, poll_s: float = 0.5,
              timeout_s: float | None = None, on_poll: Callable[[], None] | None = None):
