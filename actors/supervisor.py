@@ -29,14 +29,18 @@ class ServeSupervisor:
         self.actors: dict[Slot, Any] = {}
         self._factories: dict[Slot, Callable[[], Any]] = {}
         self._runs: dict[Any, Slot] = {}  # serve() ref -> slot
-        self.restarts: dict[str, int] = {}
         self.stopping = False
+
+    @property
+    def restarts(self) -> dict[str, int]:
+        """Restarts so far per kind of actor (0 for every kind launched)."""
+        kinds = dict.fromkeys(kind for kind, _ in self.actors)
+        return {kind: sum(n for (k, _), n in self._slot_restarts.items() if k == kind) for kind in kinds}
 
     def launch(self, kind: str, index: int, factory: Callable[[], Any]):
         """Starts `factory()` in slot (kind, index) and its serve(); returns the actor handle."""
         slot = (kind, index)
         self._factories[slot] = factory
-        self.restarts.setdefault(kind, 0)
         actor = factory()
         self.actors[slot] = actor
         self._runs[actor.serve.remote()] = slot
@@ -64,7 +68,6 @@ class ServeSupervisor:
                 events.append(f"{kind} actor {index} died ({cause}); restarting")
                 log.warning(events[-1])
             self._slot_restarts[slot] = self._slot_restarts.get(slot, 0) + 1
-            self.restarts[kind] += 1
             self.launch(kind, index, self._factories[slot])
         return events
 

@@ -156,20 +156,24 @@ class DemoFile:
     def __iter__(self) -> Iterator[Demo]:
         return (self[name] for name in self.names)
 
-    def _read(self, group: h5py.Group, key: str, required: bool = True) -> np.ndarray | None:
+    def _read(self, group: h5py.Group, key: str, required: bool = True, rows: slice | None = None) -> np.ndarray | None:
+        """The whole dataset, or only `rows` of it (h5py reads just those)."""
         if key not in group:
             if required:
                 raise LiberoDataError(f"{self.path}: {group.name} is missing key '{key}'")
             return None
         try:
-            return group[key][()]
+            return group[key][()] if rows is None else group[key][rows]
         except OSError as e:  # truncated or corrupted chunk
             raise LiberoDataError(f"{self.path}: {group.name}/{key} is corrupted ({e})") from e
 
-    def __getitem__(self, name: str) -> Demo:
+    def _episode(self, name: str) -> h5py.Group:
         if name not in self.names:
             raise LiberoDataError(f"{self.path}: no demo {name!r}; the file has {len(self.names)} demos")
-        ep = self._file["data"][name]
+        return self._file["data"][name]
+
+    def __getitem__(self, name: str) -> Demo:
+        ep = self._episode(name)
         required = {k: self._read(ep, k) for k in DEMO_KEYS}
         proprio = {}
         if "obs" in ep:
@@ -185,21 +189,13 @@ class DemoFile:
     def window(self, name: str, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         """Model-oriented agentview frames and actions [start, stop) of one demo, read without loading
         the rest of it (a real demo at 256 px is tens of MB; an imagined rollout needs a few frames)."""
-        if name not in self.names:
-            raise LiberoDataError(f"{self.path}: no demo {name!r}; the file has {len(self.names)} demos")
-        ep = self._file["data"][name]
-        for key in ("actions", "obs/agentview_rgb"):
-            if key not in ep:
-                raise LiberoDataError(f"{self.path}: {ep.name} is missing key '{key}'")
-        try:
-            frames, actions = ep["obs/agentview_rgb"][start:stop], ep["actions"][start:stop]
-        except OSError as e:
-            raise LiberoDataError(f"{self.path}: {ep.name} is corrupted ({e})") from e
+        ep = self._episode(name)
+        frames, actions = (self._read(ep, key, rows=slice(start, stop)) for key in ("obs/agentview_rgb", "actions"))
         return model_oriented(frames, self.info.image_convention), actions
 
     def length(self, name: str) -> int:
         """Steps of one demo, from its actions' shape alone."""
-        return int(self._file["data"][name]["actions"].shape[0])
+        return int(self._episode(name)["actions"].shape[0])
 
     def close(self) -> None:
         self._file.close()
