@@ -3,9 +3,12 @@
     ray job submit --working-dir . -- python jobs/make_demos.py --suites libero_spatial --trials 50
     python jobs/make_demos.py --suites libero_object --tasks 0 1 --trials 10 --out data/demos
 
-Resumable: a task whose hdf5 exists is skipped (files are written under a temporary name and renamed
-when complete). At the end, a table of the expert's success per task (also written as
-`expert_success.md` / `.json` in --out).
+Resumable: a finished task is skipped (its hdf5 is written under a temporary name and renamed when
+complete; its success report lies beside it as `<task name>_expert.json`). At the end, a table of the
+expert's success per task (also written as `expert_success.md` / `.json` in --out).
+
+    python jobs/make_demos.py --suites libero_spatial libero_object libero_goal libero_10 --no-record \
+        --out runs/expert-table      # the expert's success on all 50 init states, no frames recorded
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from tqdm import tqdm
 from actors.ray_setup import init_ray
 from worldvla_dist.data.demo_generation import TaskDemoReport, demo_path, generate_task_demos
 from worldvla_dist.data.libero_hdf5 import DemoFile
-from worldvla_dist.envs.libero_tasks import SUITES, find_task, suite_tasks
+from worldvla_dist.envs.libero_tasks import SUITES, TaskSpec, find_task, suite_tasks
 
 log = logging.getLogger("make_demos")
 
@@ -35,19 +38,35 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--image-size", type=int, default=128, help="the model's resolution")
     p.add_argument("--max-steps", type=int, default=400)
     p.add_argument("--out", type=Path, default=Path("data/demos"))
+    p.add_argument("--no-record", action="store_true",
+                   help="only measure the expert's success (no rendered replays, no hdf5)")
     p.add_argument("--address", default=None, help="Ray address; default: RAY_ADDRESS or a local Ray")
     p.add_argument("--num-cpus", type=int, default=None, help="local Ray only: CPUs to use (default: all)")
     return p.parse_args()
 
 
 @ray.remote(num_cpus=1)
-def make_task_demos(suite: str, task: int, out: str, trials: int, image_size: int, max_steps: int) -> dict:
-    return asdict(generate_task_demos(suite, task, out, trials=trials, image_size_px=image_size, max_steps=max_steps))
+def make_task_demos(suite: str, task: int, out: str, trials: int, image_size: int, max_steps: int,
+                    record: bool) -> dict:
+    return asdict(generate_task_demos(suite, task, out, trials=trials, image_size_px=image_size, max_steps=max_steps,
+                                      record=record))
 
 
-def report_of_existing(path: Path, suite: str, task: int, name: str) -> TaskDemoReport:
-    with DemoFile(path) as f:
-        return TaskDemoReport(suite, task, name, trials=-1, expert_successes=-1, kept_demos=len(f), path=str(path))
+def report_path(out: Path, task: TaskSpec) -> Path:
+    return out / task.suite / f"{task.name}_expert.json"
+
+
+def finished_report(out: Path, task: TaskSpec, record: bool) -> TaskDemoReport | None:
+    """The report of a task finished by an earlier run, or None. A demo file without its report
+    (written before reports were kept) reads as "cached"."""
+    path, demos = report_path(out, task), demo_path(out, task)
+    if path.exists() and (demos.exists() or not record):
+        return TaskDemoReport(**json.loads(path.read_text()))
+    if record and demos.exists():
+        with DemoFile(demos) as f:
+            return TaskDemoReport(task.suite, task.index, task.name, trials=-1, expert_successes=-1,
+                                  kept_demos=len(f), path=str(demos))
+    return None
 
 
 def table(reports: list[TaskDemoReport]) -> str:
@@ -65,20 +84,23 @@ def main() -> None:
     for suite in args.suites:
         tasks = [find_task(suite, t) for t in args.tasks] if args.tasks else suite_tasks(suite)
         for task in tasks:
-            path = demo_path(args.out, task)
-            if path.exists():
-                reports.append(report_of_existing(path, suite, task.index, task.name))
+            report = finished_report(args.out, task, record=not args.no_record)
+            if report:
+                reports.append(report)
             else:
                 jobs.append(task)
     log.info("%d tasks to generate, %d already done in %s", len(jobs), len(reports), args.out)
     if jobs:
         init_ray(args.address, args.num_cpus)
-        pending = [make_task_demos.remote(t.suite, t.index, str(args.out), args.trials, args.image_size, args.max_steps)
-                   for t in jobs]
+        pending = [make_task_demos.remote(t.suite, t.index, str(args.out), args.trials, args.image_size, args.max_steps,
+                                          not args.no_record) for t in jobs]
         with tqdm(total=len(pending), desc="tasks", unit="task") as bar:
             while pending:
                 done, pending = ray.wait(pending, num_returns=1)
                 report = TaskDemoReport(**ray.get(done[0]))
+                path = report_path(args.out, find_task(report.suite, report.task))
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(asdict(report)))
                 reports.append(report)
                 bar.update()
                 bar.set_postfix(last=f"{report.suite}/{report.task} {report.expert_successes}/{report.trials}")

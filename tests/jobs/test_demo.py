@@ -57,6 +57,8 @@ def test_quick_demo_runs_the_whole_pipeline_and_its_jobs_resume(tmp_path):
 
     assert "0 tasks to generate, 1 already done" in run("jobs/make_demos.py", "--suites", "libero_object", "--tasks",
                                                          "0", "--out", str(demos))
+    rerun = json.loads((demos / "expert_success.json").read_text())
+    assert rerun[0]["expert_successes"] == 2  # the skipped task keeps its measured success, not "cached"
     assert "already" in run("jobs/train_tokenizer.py", "--demos", str(demos), "--out", str(tok)).lower()
     assert "0 demo files to tokenise, 1 shards already written" in run(
         "jobs/prepare_data.py", "--demos", str(demos), "--tokenizer", str(tok), "--out", str(shards))

@@ -77,22 +77,25 @@ def demo_path(out_dir: str | Path, task: TaskSpec) -> Path:
 
 
 def generate_task_demos(suite: str, task: int, out_dir: str | Path, trials: int = 50, image_size_px: int = 128,
-                        max_steps: int = 400, on_trial: Callable[[int, bool], None] | None = None) -> TaskDemoReport:
+                        max_steps: int = 400, on_trial: Callable[[int, bool], None] | None = None,
+                        record: bool = True) -> TaskDemoReport:
     """Scripted expert on init states 0..trials-1 without rendering, then the successful ones
-    replayed with rendering into `out_dir/<suite>/<task name>_demo.hdf5`."""
+    replayed with rendering into `out_dir/<suite>/<task name>_demo.hdf5`. `record=False` only
+    measures the expert's success (no replay, no file): the success table costs a third as much."""
     with LiberoEnv(LiberoEnvConfig(suite, task, image_size_px=image_size_px, max_steps=max_steps)) as env:
         demos, solved = [], 0
         for trial in range(min(trials, env.num_trials)):
             rollout = run_expert(env, trial)
             solved += rollout.success
-            if rollout.success:
+            if rollout.success and record:
                 demo = replay(env, rollout.actions, lambda t=trial: env.reset(t, cameras=CAMERAS))
                 if demo is not None:
                     demos.append(demo)
             if on_trial:
                 on_trial(trial, rollout.success)
-        path = demo_path(out_dir, env.task)
-        write_demo_file(path, file_info(env), demos)
+        path = demo_path(out_dir, env.task) if record else ""
+        if record:
+            write_demo_file(path, file_info(env), demos)
         return TaskDemoReport(suite, env.task.index, env.task.name, min(trials, env.num_trials), solved, len(demos),
                               str(path))
 
@@ -108,6 +111,7 @@ def regenerate_demo_file(source: str | Path, suite: str, task: int, out_dir: str
             replayed = replay(env, demo.actions, lambda d=demo: env.reset_to_state(d.states[0], cameras=CAMERAS))
             if replayed is not None:
                 demos.append(replayed)
-        path = demo_path(out_dir, env.task)
-        write_demo_file(path, file_info(env), demos)
+        path = demo_path(out_dir, env.task) if record else ""
+        if record:
+            write_demo_file(path, file_info(env), demos)
         return TaskDemoReport(suite, env.task.index, env.task.name, len(original), len(original), len(demos), str(path))

@@ -21,6 +21,12 @@ def test_expert_solves_a_spatial_task_without_rendering():
         assert (np.abs(r.actions) <= 1.0).all()
 
 
+def test_success_only_run_renders_and_writes_nothing(tmp_path):
+    report = generate_task_demos("libero_spatial", 0, tmp_path, trials=1, record=False)
+    assert report.trials == 1 and report.expert_successes == 1 and report.kept_demos == 0
+    assert report.path == "" and not any(tmp_path.iterdir())
+
+
 def test_demos_are_recorded_regenerated_and_readable(tmp_path):
     report = generate_task_demos("libero_object", 5, tmp_path / "demos", trials=1, image_size_px=64)
     assert report.expert_successes == 1 and report.kept_demos == 1
