@@ -49,8 +49,11 @@ class Delivery:
 class WorkQueue:
     def __init__(self, client: redis.Redis, config: QueueConfig):
         self.redis, self.config = client, config
+        self._ensure_group()
+
+    def _ensure_group(self) -> None:
         try:
-            client.xgroup_create(config.name, config.group, id="0", mkstream=True)
+            self.redis.xgroup_create(self.config.name, self.config.group, id="0", mkstream=True)
         except redis.ResponseError as e:
             if "BUSYGROUP" not in str(e):
                 raise
@@ -76,8 +79,16 @@ class WorkQueue:
         entries = self._reclaim(consumer, count)
         if len(entries) < count:
             block_ms = None if entries or block_s <= 0 else max(1, int(block_s * 1000))
-            reply = self.redis.xreadgroup(self.config.group, consumer, {self.config.name: ">"},
-                                          count=count - len(entries), block=block_ms)
+            try:
+                reply = self.redis.xreadgroup(self.config.group, consumer, {self.config.name: ">"},
+                                              count=count - len(entries), block=block_ms)
+            except redis.ResponseError as e:
+                # the stream was deleted under us (Redis unblocks readers with an error): recreate it
+                if "UNBLOCKED" not in str(e) and "NOGROUP" not in str(e):
+                    raise
+                log.warning("queue %s vanished while waiting (%s); recreating it", self.config.name, e)
+                self._ensure_group()
+                reply = None
             for _, stream_entries in reply or []:
                 entries += [(eid, fields, 1) for eid, fields in stream_entries]
         deliveries = []
@@ -168,6 +179,8 @@ class WorkQueue:
         return self.redis.xpending(self.config.name, self.config.group)["pending"]
 
     def clear(self) -> None:
-        """Drops every entry and the group (dead letters are kept), then recreates the group."""
-        self.redis.delete(self.config.name)
-        self.redis.xgroup_create(self.config.name, self.config.group, id="0", mkstream=True)
+        """Drops every entry (dead letters are kept). Trimmed, not deleted: deleting the stream would
+        fail every worker blocked on it ("UNBLOCKED the stream key no longer exists"); entries still
+        pending are forgotten when a worker's reclaim finds them gone."""
+        self._ensure_group()
+        self.redis.xtrim(self.config.name, maxlen=0, approximate=False)

@@ -2,6 +2,7 @@
 ack / reclaim / dead-letter rules, and exactly-once results."""
 
 import pickle
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -103,6 +104,48 @@ def test_touch_keeps_a_live_consumers_entry(client):
         q.touch("slow", d)
         assert q.take("thief", block_s=0.01) == []
     q.ack(d)
+
+
+def blocked_take(queue: WorkQueue, consumer: str, block_s: float) -> tuple[threading.Thread, list]:
+    """`take` in a thread (the client's pool gives it its own connection), so the test can act while it blocks."""
+    got: list = []
+
+    def wait():
+        try:
+            got.extend(queue.take(consumer, block_s=block_s))
+        except Exception as e:  # the test asserts there was none
+            got.append(e)
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    time.sleep(0.3)  # let it block on XREADGROUP
+    return thread, got
+
+
+def test_clearing_a_queue_leaves_its_blocked_workers_waiting(client):
+    """A driver clears the queue before each evaluation round while SimWorkers block on it: they
+    must stay alive and get the next round's entries (deleting the stream used to fail them)."""
+    q = fresh_queue(client, reclaim_after_s=0.2)
+    q.put({"job": "stale"})
+    (stale,) = q.take("dies", block_s=0.1)  # left pending by a consumer that died
+    thread, got = blocked_take(q, "waiting", block_s=3.0)
+    q.clear()
+    q.put({"job": "next round"})
+    thread.join()
+    assert [d.payload["job"] for d in got] == ["next round"]
+    q.ack(got[0])
+    time.sleep(0.3)
+    assert q.take("other", block_s=0.05) == [] and q.pending() == 0  # the stale entry is forgotten, not re-run
+
+
+def test_a_worker_survives_its_stream_being_deleted(client):
+    q = fresh_queue(client)
+    thread, got = blocked_take(q, "waiting", block_s=3.0)
+    client.delete(q.config.name)  # an operator, or an old driver
+    thread.join()
+    assert got == []  # no error: the worker recreated the queue and goes on
+    q.put({"job": 1})
+    assert [d.payload["job"] for d in q.take("waiting", block_s=0.5)] == [1]
 
 
 def test_malformed_messages_go_to_the_dead_letter_stream_with_a_reason(client):
