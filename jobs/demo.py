@@ -48,6 +48,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=300, help="learner steps")
     p.add_argument("--eval-trials", type=int, default=3)
     p.add_argument("--eval-max-steps", type=int, default=150, help="per episode (the suite's cap is 280)")
+    p.add_argument("--videos", action="store_true", help="an mp4 per evaluation episode (run folder and wandb)")
+    p.add_argument("--wandb", default="off", choices=["off", "offline", "online"])
     p.add_argument("--quick", action="store_true", help="tiny numbers everywhere: a plumbing check")
     args = p.parse_args()
     if args.quick:
@@ -89,7 +91,8 @@ def main() -> None:
                       "steps": args.steps, "save_every": max(1, args.steps // 4), "publish_every": max(1, args.steps // 2),
                       "learner": {"micro_batch_size": 8, "optim": {"lr": 1e-3, "warmup_steps": min(20, args.steps)}}},
             "eval": {"suites": [args.suite], "tasks": [int(t) for t in args.tasks], "trials": args.eval_trials,
-                     "max_steps": args.eval_max_steps},
+                     "max_steps": args.eval_max_steps, "videos": args.videos},
+            "wandb": args.wandb,
             "resources": {"learner_cpus": 1, "policy_cpus": 0.5, "sim_workers": 1, "sim_cpus": 0.5},
         }
         (run_dir / "demo_config.yaml").write_text(yaml.safe_dump(config))

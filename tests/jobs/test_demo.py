@@ -21,13 +21,14 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 def run(*args: str) -> str:
     out = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=900, cwd=ROOT)
-    assert out.returncode == 0, out.stderr[-4000:]
+    assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-3000:]
     return out.stdout + out.stderr
 
 
 def test_quick_demo_runs_the_whole_pipeline_and_its_jobs_resume(tmp_path):
     cache = tmp_path / "cache"
-    log = run("jobs/demo.py", "--quick", "--out", str(tmp_path / "runs"), "--cache", str(cache))
+    log = run("jobs/demo.py", "--quick", "--out", str(tmp_path / "runs"), "--cache", str(cache), "--videos",
+              "--wandb", "offline")
     (run_dir,) = (tmp_path / "runs").iterdir()
     report = json.loads((run_dir / "demo_report.json").read_text())
     assert 0.0 <= report["action_token_accuracy"]["model"] <= 1.0 and report["next_frame"]["num_frames"] > 0
@@ -37,9 +38,13 @@ def test_quick_demo_runs_the_whole_pipeline_and_its_jobs_resume(tmp_path):
     assert (run_dir / "loss.png").stat().st_size > 0 and (run_dir / "success_rounds.png").stat().st_size > 0
     assert "| libero_object/0 |" in (run_dir / "rounds.md").read_text()
     assert "Job 'raysubmit_" in log and "succeeded" in log and "action-token accuracy" in log
+    assert "died" not in log  # no actor lost between rounds (clearing the queue once killed blocked SimWorkers)
     assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 4
     episodes = [json.loads(x) for x in (run_dir / "eval" / "v000004" / "episodes.jsonl").read_text().splitlines()]
     assert len(episodes) == 1 and all(e["weight_version"] == 4 and 4 in e["weight_versions"] for e in episodes)
+    assert Path(episodes[0]["video"]).stat().st_size > 0 and Path(episodes[0]["video"]).is_relative_to(run_dir / "videos")
+    (offline_run,) = (run_dir / "wandb").glob("offline-run-*")  # losses, round table and the episode's video
+    assert list(offline_run.glob("files/media/videos/**/*.mp4"))
 
     again = run("jobs/train_joint.py", "--config", str(run_dir / "demo_config.yaml"), "--num-cpus", "3")
     assert "resumed from" in again and json.loads((run_dir / "summary.json").read_text())["steps"] == 4
