@@ -28,13 +28,12 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from actors.ray_setup import _LOOPBACK_ENV  # noqa: E402
+from actors.ray_setup import _LOOPBACK_ENV, RAY_CLI, RayNode  # noqa: E402
 from worldvla_dist.model.checkpoint import load_checkpoint  # noqa: E402
 from worldvla_dist.runtime.redis_server import EmbeddedRedis, EmbeddedRedisConfig, free_loopback_port  # noqa: E402
 
 log = logging.getLogger("demo")
 ENV = {**os.environ, **_LOOPBACK_ENV}
-RAY = str(Path(sys.executable).parent / "ray")
 
 
 def parse_args() -> argparse.Namespace:
@@ -73,12 +72,13 @@ def main() -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     cache = args.cache.resolve()
     port, dashboard = free_loopback_port(), free_loopback_port()
-    run(RAY, "start", "--head", f"--port={port}", f"--dashboard-port={dashboard}", "--dashboard-host=127.0.0.1",
-        "--node-ip-address=127.0.0.1", f"--num-cpus={max(3, os.cpu_count() or 2)}", "--num-gpus=0",
-        "--object-store-memory=268435456", "--disable-usage-stats")
+    address = f"127.0.0.1:{port}"
+    log.info("starting a Ray head with its job server at %s", address)
+    head = RayNode([f"--port={port}", f"--dashboard-port={dashboard}", "--dashboard-host=127.0.0.1",
+                    f"--num-cpus={max(3, os.cpu_count() or 2)}", "--num-gpus=0", "--object-store-memory=268435456"]
+                   ).start(address, url=f"http://127.0.0.1:{dashboard}/api/version")
     redis = EmbeddedRedis(EmbeddedRedisConfig(data_dir=str(run_dir / "redis"), appendonly=True)).start()
     try:
-        address = f"127.0.0.1:{port}"
         py = sys.executable
         run(py, "jobs/make_demos.py", "--suites", args.suite, "--tasks", *args.tasks, "--trials", str(args.trials),
             "--out", str(cache / "demos"), "--address", address)
@@ -96,12 +96,12 @@ def main() -> None:
             "resources": {"learner_cpus": 1, "policy_cpus": 0.5, "sim_workers": 1, "sim_cpus": 0.5},
         }
         (run_dir / "demo_config.yaml").write_text(yaml.safe_dump(config))
-        run(RAY, "job", "submit", "--address", f"http://127.0.0.1:{dashboard}", "--working-dir", str(ROOT),
+        run(RAY_CLI, "job", "submit", "--address", f"http://127.0.0.1:{dashboard}", "--working-dir", str(ROOT),
             "--runtime-env-json", json.dumps({"env_vars": {"WORLDVLA_REDIS_URL": redis.url, **_LOOPBACK_ENV}}),
             "--", sys.executable, "jobs/train_joint.py", "--config", str(run_dir / "demo_config.yaml"))
     finally:
         redis.stop()
-        subprocess.run([RAY, "stop", "--force"], cwd=ROOT, env=ENV, capture_output=True)
+        head.stop()
 
     from worldvla_dist.evaluation.heldout import heldout_report
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from actors.ray_setup import RayNode
 from worldvla_dist.model.checkpoint import save_checkpoint
 from worldvla_dist.model.presets import MODEL_PRESETS
 from worldvla_dist.model.worldvla import WorldVLA
@@ -18,27 +19,21 @@ from worldvla_dist.runtime.redis_server import free_loopback_port
 from worldvla_dist.sequences.token_space import TokenSpace
 
 ROOT = Path(__file__).resolve().parents[2]
-RAY = str(Path(sys.executable).parent / "ray")
 # multi-node needs the flag at 1 (0 is single-node mode); nodes still register on 127.0.0.1
-ENV = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1", "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+MULTI_NODE = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"}
+ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", **MULTI_NODE}
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def ray_cli(*args):
-    out = subprocess.run([RAY, *args], capture_output=True, text=True, env=ENV, timeout=180)
-    assert out.returncode == 0, out.stderr[-3000:]
 
 
 @pytest.fixture
 def two_node_cluster():
-    port = free_loopback_port()
-    common = ["--node-ip-address=127.0.0.1", "--object-store-memory=134217728", "--disable-usage-stats"]
-    ray_cli("start", "--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false", *common)
-    try:
-        ray_cli("start", f"--address=127.0.0.1:{port}", "--num-cpus=2", *common)
-        yield f"127.0.0.1:{port}"
-    finally:
-        subprocess.run([RAY, "stop", "--force"], capture_output=True, env=ENV, timeout=120)
+    address = f"127.0.0.1:{free_loopback_port()}"
+    store = "--object-store-memory=134217728"
+    with RayNode([f"--port={address.split(':')[1]}", "--num-cpus=1", "--include-dashboard=false", store], MULTI_NODE) as head:
+        head.start(address)
+        with RayNode(["--num-cpus=2", store], MULTI_NODE, join=address) as worker:
+            worker.start(address, nodes=2)
+            yield address
 
 
 def test_the_eval_job_spreads_over_the_nodes_of_a_cluster(two_node_cluster, tmp_path):
