@@ -19,17 +19,14 @@ import os
 import time
 from pathlib import Path
 
-import ray
 from tqdm import tqdm
 
 from actors.eval_fleet import EvalFleet, FleetConfig, default_num_workers
-from actors.ray_setup import init_ray
+from actors.job_session import JobSession
 from worldvla_dist.envs.libero_tasks import SUITES
 from worldvla_dist.evaluation import success_table
 from worldvla_dist.evaluation.episode_worker import EpisodeWorkerConfig
 from worldvla_dist.evaluation.eval_run import EvalRun, plan_episodes
-from worldvla_dist.runtime.redis_client import connect, redact
-from worldvla_dist.runtime.redis_server import redis_for_run
 from worldvla_dist.serving.policy_service import PolicyServiceConfig
 
 log = logging.getLogger("eval_libero")
@@ -85,14 +82,11 @@ def main(argv=None) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     run_id = args.run_id or time.strftime("%Y%m%d-%H%M%S")
     run_dir = (args.out / f"eval-{run_id}").resolve()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    redis_url, embedded = redis_for_run(args.redis_url, run_dir / "redis")
+    session = JobSession.open(run_dir, args.redis_url, args.address, args.num_cpus)
+    client, redis_url = session.client, session.redis_url
     fleet = None
     try:
-        client = connect(redis_url)
-        log.info("Redis at %s", redact(redis_url))
-        init_ray(args.address, args.num_cpus)
-        policy_gpus = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+        policy_gpus = 1.0 if session.has_gpu else 0.0
         worker = EpisodeWorkerConfig(run_id=run_id, step_timeout_s=args.step_timeout, reclaim_after_s=args.reclaim_after,
                                      video_dir=str(run_dir / "videos") if args.videos else None)
         service = PolicyServiceConfig(queue=f"eval:{run_id}:policy", max_batch=args.max_batch,
@@ -146,8 +140,7 @@ def main(argv=None) -> dict:
         log.info("outputs: %s", run_dir)
         return summary
     finally:
-        if embedded is not None:
-            embedded.stop()
+        session.close()
 
 
 if __name__ == "__main__":

@@ -28,14 +28,12 @@ import ray
 from tqdm import tqdm
 
 from actors.imagination_worker import ImaginationWorker
-from actors.ray_setup import init_ray
 from actors.supervisor import ServeSupervisor
+from actors.job_session import JobSession
 from worldvla_dist.imagination.imagination_worker import ImaginationWorkerConfig
 from worldvla_dist.imagination.imagine_run import ImagineRun
 from worldvla_dist.imagination.scoring import CLIP_LENGTHS, ScoringConfig
 from worldvla_dist.imagination.specs import MODES, plan_rollouts
-from worldvla_dist.runtime.redis_client import connect, redact
-from worldvla_dist.runtime.redis_server import redis_for_run
 
 log = logging.getLogger("imagine")
 
@@ -107,20 +105,16 @@ def main(argv=None) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     run_id = args.run_id or time.strftime("%Y%m%d-%H%M%S")
     run_dir = (args.out / f"imagine-{run_id}").resolve()
-    run_dir.mkdir(parents=True, exist_ok=True)
     specs, used = plan_rollouts(args.demos, args.rollouts, args.horizon, args.mode, args.videos, args.split)
     if used != args.split:
         log.warning("no validation trajectory is longer than %d steps: starting from training trajectories",
                     args.horizon)
     lengths = table_lengths(args.horizon)
-    redis_url, embedded = redis_for_run(args.redis_url, run_dir / "redis")
+    session = JobSession.open(run_dir, args.redis_url, args.address, args.num_cpus)
+    client, redis_url = session.client, session.redis_url
     supervisor = None
     try:
-        client = connect(redis_url)
-        log.info("Redis at %s", redact(redis_url))
-        init_ray(args.address, args.num_cpus)
-        gpus = args.worker_gpus if args.worker_gpus is not None else (
-            1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0)
+        gpus = args.worker_gpus if args.worker_gpus is not None else (1.0 if session.has_gpu else 0.0)
         workers = args.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         worker = ImaginationWorkerConfig(run_id=run_id, batch=args.batch, chunk=args.chunk,
                                          temperature=args.temperature, reclaim_after_s=args.reclaim_after,
@@ -169,8 +163,7 @@ def main(argv=None) -> dict:
         log.info("outputs: %s", run_dir)
         return summary
     finally:
-        if embedded is not None:
-            embedded.stop()
+        session.close()
 
 
 if __name__ == "__main__":

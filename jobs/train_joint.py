@@ -31,16 +31,14 @@ from tqdm import tqdm
 
 from actors.eval_fleet import EvalFleet, FleetConfig, default_num_workers
 from actors.learner import launch_learner
-from actors.ray_setup import init_ray
 from actors.weight_registry import get_or_create_registry, version_key
+from actors.job_session import JobSession
 from worldvla_dist.config import load_yaml, to_dict
 from worldvla_dist.evaluation import success_table
 from worldvla_dist.evaluation.episode_worker import EpisodeWorkerConfig
 from worldvla_dist.evaluation.eval_run import EvalRun, plan_episodes
 from worldvla_dist.metrics.training_plots import plot_losses, plot_success_rounds
 from worldvla_dist.runtime.metrics_stream import MetricsStream
-from worldvla_dist.runtime.redis_client import connect, redact
-from worldvla_dist.runtime.redis_server import redis_for_run
 from worldvla_dist.serving.policy_service import PolicyServiceConfig
 from worldvla_dist.training.joint_config import JointJobConfig
 
@@ -137,18 +135,14 @@ def main(argv=None) -> dict:
     run_dir = Path(train.run_dir).resolve()
     train = replace(train, run_dir=str(run_dir))
     config = replace(config, train=train)
-    run_dir.mkdir(parents=True, exist_ok=True)
     run_id = run_dir.name
+    session = JobSession.open(run_dir, args.redis_url, args.address, args.num_cpus)
+    client, redis_url = session.client, session.redis_url
     (run_dir / "config.json").write_text(json.dumps(to_dict(config), indent=1))
-
-    redis_url, embedded = redis_for_run(args.redis_url, run_dir / "redis")
     fleet = None
     try:
-        client = connect(redis_url)
-        log.info("Redis at %s", redact(redis_url))
-        init_ray(args.address, args.num_cpus)
         res = config.resources
-        has_gpu = ray.cluster_resources().get("GPU", 0) >= 1
+        has_gpu = session.has_gpu
         registry = get_or_create_registry(redis_url, run_id)
         metrics = MetricsStream(client, f"train:{run_id}:metrics")
         learner_error: list[BaseException] = []
@@ -235,8 +229,7 @@ def main(argv=None) -> dict:
         log.info("outputs: %s", run_dir)
         return summary
     finally:
-        if embedded is not None:
-            embedded.stop()
+        session.close()
 
 
 if __name__ == "__main__":

@@ -141,9 +141,12 @@ def test_a_hundred_malformed_messages_are_dead_lettered_and_no_worker_dies(local
                                               "frames": [], "num_actions": 5})},
                               {b"data": pack({"request_id": f"r{i}", "reply_to": f"junk:{i}", "instruction": "x",
                                               "frames": ["not an image"], "num_actions": 99})}][i % 4])
+    # the run can finish its two episodes before the workers have read every piece of garbage
+    dead_letters = lambda: run.queue.dead_letters() + policy_queue.dead_letters()  # noqa: E731
+    wait_until(lambda: len(dead_letters()) >= 100, fleet, what="100 dead letters")
     finish(run, fleet)
     assert_exactly_one_result_per_spec(run)
-    dead = run.queue.dead_letters() + policy_queue.dead_letters()
+    dead = dead_letters()
     assert len(dead) == 100 and all(d["reason"] for d in dead)
     assert fleet.restarts == {"policy": 0, "sim": 0}
 
