@@ -111,7 +111,6 @@ def regenerate_demo_file(source: str | Path, suite: str, task: int, out_dir: str
             replayed = replay(env, demo.actions, lambda d=demo: env.reset_to_state(d.states[0], cameras=CAMERAS))
             if replayed is not None:
                 demos.append(replayed)
-        path = demo_path(out_dir, env.task) if record else ""
-        if record:
-            write_demo_file(path, file_info(env), demos)
+        path = demo_path(out_dir, env.task)
+        write_demo_file(path, file_info(env), demos)
         return TaskDemoReport(suite, env.task.index, env.task.name, len(original), len(original), len(demos), str(path))
