@@ -27,6 +27,7 @@ from worldvla_dist.envs.libero_tasks import SUITES
 from worldvla_dist.evaluation import success_table
 from worldvla_dist.evaluation.episode_worker import EpisodeWorkerConfig
 from worldvla_dist.evaluation.eval_run import EvalRun, plan_episodes
+from worldvla_dist.model.checkpoint import check_model_files
 from worldvla_dist.serving.policy_service import PolicyServiceConfig
 
 log = logging.getLogger("eval_libero")
@@ -82,6 +83,7 @@ def main(argv=None) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     run_id = args.run_id or time.strftime("%Y%m%d-%H%M%S")
     run_dir = (args.out / f"eval-{run_id}").resolve()
+    check_model_files(args.checkpoint)  # before any actor: a wrong path fails now, not after 6 restarts
     session = JobSession.open(run_dir, args.redis_url, args.address, args.num_cpus)
     client, redis_url = session.client, session.redis_url
     fleet = None

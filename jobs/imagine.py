@@ -34,6 +34,7 @@ from worldvla_dist.imagination.imagination_worker import ImaginationWorkerConfig
 from worldvla_dist.imagination.imagine_run import ImagineRun
 from worldvla_dist.imagination.scoring import CLIP_LENGTHS, ScoringConfig
 from worldvla_dist.imagination.specs import MODES, plan_rollouts
+from worldvla_dist.model.checkpoint import check_model_files
 
 log = logging.getLogger("imagine")
 
@@ -110,6 +111,7 @@ def main(argv=None) -> dict:
         log.warning("no validation trajectory is longer than %d steps: starting from training trajectories",
                     args.horizon)
     lengths = table_lengths(args.horizon)
+    check_model_files(args.checkpoint)  # before any actor: a wrong path fails now, not after 6 restarts
     session = JobSession.open(run_dir, args.redis_url, args.address, args.num_cpus)
     client, redis_url = session.client, session.redis_url
     supervisor = None

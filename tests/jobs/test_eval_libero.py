@@ -162,6 +162,13 @@ def test_unreachable_redis_is_a_clear_error_naming_the_url(checkpoint):
     assert out.returncode != 0 and f"cannot reach Redis at redis://:***@127.0.0.1:{port}/0" in out.stderr
 
 
+def test_a_missing_checkpoint_fails_before_any_actor_starts(tmp_path):
+    start = time.monotonic()
+    out = run_job("--checkpoint", str(tmp_path / "nowhere"), "--out", str(tmp_path), timeout=120)
+    assert out.returncode != 0 and f"checkpoint folder {tmp_path / 'nowhere'} does not exist" in out.stderr
+    assert "episodes" not in out.stderr and time.monotonic() - start < 60  # no fleet started (it took ~80 s)
+
+
 def test_redis_without_the_password_is_refused(redis_server, checkpoint):
     out = run_job("--checkpoint", str(checkpoint), "--redis-url", f"redis://127.0.0.1:{redis_server.port}/0",
                   timeout=120)

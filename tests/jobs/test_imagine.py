@@ -4,6 +4,7 @@ worker SIGKILLed mid-rollout: its rollouts re-run elsewhere, none lost or double
 
 import json
 import os
+import shutil
 import signal
 import time
 import uuid
@@ -17,6 +18,7 @@ from actors.ray_setup import init_ray
 from actors.supervisor import ActorKeepsDying, ServeSupervisor
 from jobs import imagine
 from worldvla_dist.data.synthetic_demos import write_random_demo_files
+from worldvla_dist.errors import CheckpointError
 from worldvla_dist.imagination.imagination_worker import ImaginationWorkerConfig
 from worldvla_dist.imagination.imagine_run import ImagineRun
 from worldvla_dist.imagination.specs import plan_rollouts
@@ -108,7 +110,11 @@ def test_a_worker_killed_mid_rollout_has_its_rollouts_rerun(local_ray, checkpoin
         assert not held & {r["message_id"] for r in held_by("imagine-0")}  # the held rollouts were re-run and acked
 
 
-def test_workers_that_cannot_start_end_the_job_with_their_error(local_ray, demos, tmp_path):
-    with pytest.raises(ActorKeepsDying, match="does not exist"):
-        run_job(tmp_path, tmp_path / "no-such-checkpoint", demos, "--horizon", "2", "--rollouts", "1",
-                "--workers", "1", "--max-restarts", "1")
+def test_workers_that_cannot_start_end_the_job_with_their_error(local_ray, checkpoint, demos, tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):  # caught by the driver, before any actor
+        run_job(tmp_path, tmp_path / "no-such-checkpoint", demos, "--horizon", "2", "--rollouts", "1")
+    broken = tmp_path / "broken-checkpoint"  # every file there, but weights the workers cannot read
+    shutil.copytree(checkpoint, broken)
+    (broken / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(ActorKeepsDying, match="died 2 times"):
+        run_job(tmp_path, broken, demos, "--horizon", "2", "--rollouts", "1", "--workers", "1", "--max-restarts", "1")

@@ -33,7 +33,9 @@ TOKENIZER_SUBDIR = "tokenizer"
 FORMAT_VERSION = 1
 
 
-def _check_model_files(path: Path) -> None:
+def check_model_files(path: str | Path) -> None:
+    """A clear error naming what a checkpoint folder lacks (jobs call it before starting any actor)."""
+    path = Path(path)
     if not path.is_dir():
         raise CheckpointError(f"checkpoint folder {path} does not exist")
     present = sorted(p.name for p in path.iterdir())
@@ -80,7 +82,7 @@ def load_checkpoint(path: str | Path, tokenizer_dir: str | Path | None = None, p
     """Loads our folder, or a reference WorldVLA folder given `tokenizer_dir` (Chameleon's tokenizer/)
     and `preset` ("worldvla-256" / "worldvla-512", which fixes the image size)."""
     path = Path(path)
-    _check_model_files(path)
+    check_model_files(path)
     if (path / SIDECAR_JSON).is_file():
         sidecar = json.loads((path / SIDECAR_JSON).read_text())
         if sidecar.get("format_version") != FORMAT_VERSION:
