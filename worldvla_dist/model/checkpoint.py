@@ -38,7 +38,8 @@ def check_model_files(path: str | Path) -> None:
     path = Path(path)
     if not path.is_dir():
         raise CheckpointError(f"checkpoint folder {path} does not exist")
-    present = sorted(p.name for p in path.iterdir())
+    names = sorted(p.name for p in path.iterdir())
+    present = names[:12] + [f"... {len(names) - 12} more"] if len(names) > 12 else names
     if not (path / CONFIG_JSON).is_file():
         raise CheckpointError(f"checkpoint folder {path}: expected {CONFIG_JSON}, found {present}")
     if (path / SHARD_INDEX).is_file():
