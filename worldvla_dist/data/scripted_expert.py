@@ -330,7 +330,10 @@ class ScriptedExpert:
     def drawer_approach(self, region: str):
         """(opening direction, hand orientation facing the drawer, handle centre): the latter two as
         callables, since the handle moves while the drawer does."""
-        body, joint = self.drawer_of(region)
+        found = self.drawer_of(region)
+        if found is None:  # a microwave door, say: hinged, not a sliding drawer
+            raise NotImplementedError(f"ScriptedExpert: no skill for opening or closing {region!r} (not a drawer)")
+        body, joint = found
         out = self.opening_direction(body, joint)
         return out, (lambda: self.facing(-out)), (lambda: self.handle(body, out).center)
 

@@ -21,6 +21,12 @@ def test_expert_solves_a_spatial_task_without_rendering():
         assert (np.abs(r.actions) <= 1.0).all()
 
 
+def test_a_task_beyond_the_experts_skills_is_a_failure_with_a_reason_not_a_crash():
+    with LiberoEnv(LiberoEnvConfig("libero_10", 9, max_steps=520)) as env:  # the microwave: a hinged door
+        rollout = run_expert(env, 0)
+    assert not rollout.success and "no skill" in rollout.error and "microwave" in rollout.error
+
+
 def test_success_only_run_renders_and_writes_nothing(tmp_path):
     report = generate_task_demos("libero_spatial", 0, tmp_path, trials=1, record=False)
     assert report.trials == 1 and report.expert_successes == 1 and report.kept_demos == 0
