@@ -19,7 +19,6 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class JobSession:
-    run_dir: Path
     redis_url: str
     client: redis.Redis
     embedded: EmbeddedRedis | None
@@ -36,7 +35,7 @@ class JobSession:
             if embedded is not None:
                 embedded.stop()
             raise
-        return cls(run_dir, url, client, embedded)
+        return cls(url, client, embedded)
 
     @property
     def has_gpu(self) -> bool:

@@ -28,8 +28,8 @@ import ray
 from tqdm import tqdm
 
 from actors.imagination_worker import ImaginationWorker
-from actors.supervisor import ServeSupervisor
 from actors.job_session import JobSession
+from actors.supervisor import ServeSupervisor
 from worldvla_dist.imagination.imagination_worker import ImaginationWorkerConfig
 from worldvla_dist.imagination.imagine_run import ImagineRun
 from worldvla_dist.imagination.scoring import CLIP_LENGTHS, ScoringConfig

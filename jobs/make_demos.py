@@ -92,13 +92,13 @@ def main() -> None:
     log.info("%d tasks to generate, %d already done in %s", len(jobs), len(reports), args.out)
     if jobs:
         init_ray(args.address, args.num_cpus)
-        pending = [make_task_demos.remote(t.suite, t.index, str(args.out), args.trials, args.image_size, args.max_steps,
-                                          not args.no_record) for t in jobs]
+        pending = {make_task_demos.remote(t.suite, t.index, str(args.out), args.trials, args.image_size, args.max_steps,
+                                          not args.no_record): t for t in jobs}
         with tqdm(total=len(pending), desc="tasks", unit="task") as bar:
             while pending:
-                done, pending = ray.wait(pending, num_returns=1)
-                report = TaskDemoReport(**ray.get(done[0]))
-                path = report_path(args.out, find_task(report.suite, report.task))
+                (done,), _ = ray.wait(list(pending), num_returns=1)
+                report = TaskDemoReport(**ray.get(done))
+                path = report_path(args.out, pending.pop(done))
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(json.dumps(asdict(report)))
                 reports.append(report)

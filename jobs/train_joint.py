@@ -30,9 +30,9 @@ import ray
 from tqdm import tqdm
 
 from actors.eval_fleet import EvalFleet, FleetConfig, default_num_workers
+from actors.job_session import JobSession
 from actors.learner import launch_learner
 from actors.weight_registry import get_or_create_registry, version_key
-from actors.job_session import JobSession
 from worldvla_dist.config import load_yaml, to_dict
 from worldvla_dist.evaluation import success_table
 from worldvla_dist.evaluation.episode_worker import EpisodeWorkerConfig

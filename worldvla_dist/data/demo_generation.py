@@ -93,11 +93,12 @@ def generate_task_demos(suite: str, task: int, out_dir: str | Path, trials: int 
                     demos.append(demo)
             if on_trial:
                 on_trial(trial, rollout.success)
-        path = demo_path(out_dir, env.task) if record else ""
+        path = ""
         if record:
+            path = str(demo_path(out_dir, env.task))
             write_demo_file(path, file_info(env), demos)
         return TaskDemoReport(suite, env.task.index, env.task.name, min(trials, env.num_trials), solved, len(demos),
-                              str(path))
+                              path)
 
 
 def regenerate_demo_file(source: str | Path, suite: str, task: int, out_dir: str | Path,
