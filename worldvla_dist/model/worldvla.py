@@ -6,6 +6,8 @@ loss over image targets would be inf, and no image could be generated); we never
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from transformers import ChameleonConfig, ChameleonForConditionalGeneration
@@ -21,10 +23,13 @@ from worldvla_dist.tokenizers.vqgan import VQGANConfig
 
 def chameleon_config(preset: ModelPreset, vocab: Vocabulary, vqgan: VQGANConfig) -> ChameleonConfig:
     """A transformers ChameleonConfig of the preset's shape; `vq_config` mirrors our image tokenizer so
-    the checkpoint's `model.vqmodel` can hold the same encoder and codebook."""
+    the checkpoint's `model.vqmodel` can hold the same encoder and codebook. transformers normalises in
+    32 groups only, so a narrower tokenizer (the tiny preset's 16 channels) gets a 32-channel mirror:
+    nothing tokenises with `model.vqmodel` (our own VQGAN does), it only keeps the checkpoint layout."""
+    base_channels = vqgan.ch if vqgan.norm_groups == 32 else 32 * math.ceil(vqgan.ch / 32)
     vq_config = dict(embed_dim=vqgan.embed_dim, num_embeddings=vqgan.n_embed, double_latent=vqgan.double_z,
                      latent_channels=vqgan.z_channels, resolution=vqgan.resolution, in_channels=vqgan.in_channels,
-                     base_channels=vqgan.ch, channel_multiplier=list(vqgan.ch_mult),
+                     base_channels=base_channels, channel_multiplier=list(vqgan.ch_mult),
                      num_res_blocks=vqgan.num_res_blocks, attn_resolutions=list(vqgan.attn_resolutions) or None,
                      dropout=vqgan.dropout)
     return ChameleonConfig(

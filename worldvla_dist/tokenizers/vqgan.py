@@ -34,28 +34,31 @@ class VQGANConfig:
     dropout: float = 0.0
     double_z: bool = False
     beta: float = 0.25  # commitment weight
+    # Chameleon (and taming) normalise in 32 groups; fewer let a narrow CPU tokenizer (ch=16) exist.
+    norm_groups: int = 32
 
     def __post_init__(self) -> None:
         for c in {self.ch * m for m in self.ch_mult}:
-            if c % 32:
-                raise ConfigError(f"VQGANConfig: channel counts must be multiples of 32 (GroupNorm), got {c}")
+            if self.norm_groups < 1 or c % self.norm_groups:
+                raise ConfigError(f"VQGANConfig: channel counts must be multiples of norm_groups="
+                                  f"{self.norm_groups} (GroupNorm), got {c}")
 
     @property
     def downsample(self) -> int:
         return 2 ** (len(self.ch_mult) - 1)
 
 
-def _norm(channels: int) -> nn.GroupNorm:
-    return nn.GroupNorm(num_groups=32, num_channels=channels, eps=1e-6, affine=True)
+def _norm(channels: int, groups: int) -> nn.GroupNorm:
+    return nn.GroupNorm(num_groups=groups, num_channels=channels, eps=1e-6, affine=True)
 
 
 class ResnetBlock(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, dropout: float):
+    def __init__(self, in_channels: int, out_channels: int, dropout: float, groups: int):
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.norm1 = _norm(in_channels)
+        self.norm1 = _norm(in_channels, groups)
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
-        self.norm2 = _norm(out_channels)
+        self.norm2 = _norm(out_channels, groups)
         self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
         if in_channels != out_channels:
@@ -70,9 +73,9 @@ class ResnetBlock(nn.Module):
 
 
 class AttnBlock(nn.Module):
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, groups: int):
         super().__init__()
-        self.norm = _norm(channels)
+        self.norm = _norm(channels, groups)
         self.q = nn.Conv2d(channels, channels, 1)
         self.k = nn.Conv2d(channels, channels, 1)
         self.v = nn.Conv2d(channels, channels, 1)
@@ -104,11 +107,11 @@ class Upsample(nn.Module):
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
-def _mid(channels: int, dropout: float) -> nn.Module:
+def _mid(channels: int, cfg: VQGANConfig) -> nn.Module:
     mid = nn.Module()
-    mid.block_1 = ResnetBlock(channels, channels, dropout)
-    mid.attn_1 = AttnBlock(channels)
-    mid.block_2 = ResnetBlock(channels, channels, dropout)
+    mid.block_1 = ResnetBlock(channels, channels, cfg.dropout, cfg.norm_groups)
+    mid.attn_1 = AttnBlock(channels, cfg.norm_groups)
+    mid.block_2 = ResnetBlock(channels, channels, cfg.dropout, cfg.norm_groups)
     return mid
 
 
@@ -124,16 +127,16 @@ class Encoder(nn.Module):
             stage = nn.Module()
             stage.block, stage.attn = nn.ModuleList(), nn.ModuleList()
             for _ in range(cfg.num_res_blocks):
-                stage.block.append(ResnetBlock(block_in, block_out, cfg.dropout))
+                stage.block.append(ResnetBlock(block_in, block_out, cfg.dropout, cfg.norm_groups))
                 block_in = block_out
                 if res in cfg.attn_resolutions:
-                    stage.attn.append(AttnBlock(block_in))
+                    stage.attn.append(AttnBlock(block_in, cfg.norm_groups))
             if level != len(cfg.ch_mult) - 1:
                 stage.downsample = Downsample(block_in)
                 res //= 2
             self.down.append(stage)
-        self.mid = _mid(block_in, cfg.dropout)
-        self.norm_out = _norm(block_in)
+        self.mid = _mid(block_in, cfg)
+        self.norm_out = _norm(block_in, cfg.norm_groups)
         self.conv_out = nn.Conv2d(block_in, 2 * cfg.z_channels if cfg.double_z else cfg.z_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -156,23 +159,23 @@ class Decoder(nn.Module):
         block_in = cfg.ch * cfg.ch_mult[-1]
         res = cfg.resolution // 2 ** (levels - 1)
         self.conv_in = nn.Conv2d(cfg.z_channels, block_in, 3, padding=1)
-        self.mid = _mid(block_in, cfg.dropout)
+        self.mid = _mid(block_in, cfg)
         up_stages = []
         for level in reversed(range(levels)):
             block_out = cfg.ch * cfg.ch_mult[level]
             stage = nn.Module()
             stage.block, stage.attn = nn.ModuleList(), nn.ModuleList()
             for _ in range(cfg.num_res_blocks + 1):
-                stage.block.append(ResnetBlock(block_in, block_out, cfg.dropout))
+                stage.block.append(ResnetBlock(block_in, block_out, cfg.dropout, cfg.norm_groups))
                 block_in = block_out
                 if res in cfg.attn_resolutions:
-                    stage.attn.append(AttnBlock(block_in))
+                    stage.attn.append(AttnBlock(block_in, cfg.norm_groups))
             if level != 0:
                 stage.upsample = Upsample(block_in)
                 res *= 2
             up_stages.insert(0, stage)  # up[0] is the highest resolution, as in the checkpoint
         self.up = nn.ModuleList(up_stages)
-        self.norm_out = _norm(block_in)
+        self.norm_out = _norm(block_in, cfg.norm_groups)
         self.conv_out = nn.Conv2d(block_in, cfg.out_ch, 3, padding=1)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

@@ -3,8 +3,8 @@ import pytest
 import torch
 from transformers import ChameleonVQVAE, ChameleonVQVAEConfig
 
-from worldvla_dist.errors import CheckpointError, TokenizationError
-from worldvla_dist.tokenizers.image_tokenizer import ImageTokenizer
+from worldvla_dist.errors import CheckpointError, ConfigError, TokenizationError
+from worldvla_dist.tokenizers.image_tokenizer import ImageTokenizer, vqgan_config_to_yaml
 from worldvla_dist.tokenizers.vqgan import VQGANConfig, VQModel, vqgan_training_loss
 from worldvla_dist.tokenizers.vqgan_training import train_vqgan
 
@@ -62,8 +62,17 @@ def test_save_and_reload(tmp_path):
     tok = ImageTokenizer.from_preset("tiny", 128)
     tok.save(tmp_path)
     again = ImageTokenizer.from_dir(tmp_path, 128)
+    assert again.vqgan.cfg == tok.vqgan.cfg and tok.vqgan.cfg.norm_groups == 16  # not taming's default 32
     images = np.random.default_rng(1).integers(0, 256, (1, 128, 128, 3), dtype=np.uint8)
     assert torch.equal(tok.encode(images), again.encode(images))
+
+
+def test_taming_yaml_keeps_its_keys_and_norm_groups_are_checked():
+    """Chameleon-shaped configs write the taming ddconfig unchanged (taming rejects unknown keys)."""
+    assert "norm_groups" not in vqgan_config_to_yaml(REFERENCE_VQGAN)
+    assert "norm_groups: 16" in vqgan_config_to_yaml(ImageTokenizer.from_preset("tiny", 128).vqgan.cfg)
+    with pytest.raises(ConfigError, match="multiples of norm_groups=32"):
+        VQGANConfig(ch=16)
 
 
 def test_bad_input_is_refused(tmp_path):
