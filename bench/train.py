@@ -2,9 +2,12 @@
 
   - plain PyTorch (training/torch_loop.py) vs the DeepSpeed learner, one process: DeepSpeed's
     overhead (goal: at most 10%, i.e. a ratio >= 0.9);
-  - the DeepSpeed learner in 1 vs 2 data-parallel Ray Train workers (gloo): total tokens/s.
+  - the DeepSpeed learner in 1 process vs 2 data-parallel Ray Train workers (gloo): total tokens/s.
 
-Tokens are labelled tokens (what the loss sees). Prints a table, then one JSON line of ratios.
+Every case trains on one thread per process, as a Ray Train worker with one CPU does, so the
+one-process DeepSpeed case is also the data-parallel baseline (a one-worker Ray Train launch would
+add ~50 s of start-up and measure the same step). Tokens are labelled tokens (what the loss sees).
+Prints a table, then one JSON line of ratios.
 
     python bench/train.py --quick    # 8 timed steps per case
     python bench/train.py            # 30 timed steps per case
@@ -18,6 +21,7 @@ import os
 import tempfile
 import time
 
+import numpy as np
 import torch
 
 from actors.learner import launch_learner
@@ -95,21 +99,26 @@ def main() -> None:
         return WorldVLA.build(preset, tokens.vocab, tokens.images.vqgan.cfg)
 
     stream = lambda: mixed_batches(action, world, args.batch, 0.5, seed=0)  # noqa: E731
+    torch.set_num_threads(1)  # as each Ray Train worker below (one CPU each)
+    walls = [time.perf_counter()]
     plain = plain_tokens_per_s(model().train(), stream(), steps)
+    walls.append(time.perf_counter())
     ds = deepspeed_tokens_per_s(DeepSpeedLearner(model(), LearnerConfig(micro_batch_size=args.batch)), stream(), steps)
     torch.distributed.destroy_process_group()
+    walls.append(time.perf_counter())
     init_ray(num_cpus=2)
     with EmbeddedRedis() as server:
-        dp1 = data_parallel_tokens_per_s(tokenizer, shards, os.path.join(root, "dp1"), 1, steps, args.batch, server.url)
         dp2 = data_parallel_tokens_per_s(tokenizer, shards, os.path.join(root, "dp2"), 2, steps, args.batch, server.url)
+    walls.append(time.perf_counter())
     rows = [("plain PyTorch, 1 process", plain), ("DeepSpeed (ZeRO 0, fp32), 1 process", ds),
-            ("DeepSpeed on Ray Train, 1 worker", dp1), ("DeepSpeed on Ray Train, 2 workers (gloo)", dp2)]
-    print(f"tiny-cpu, micro-batch {args.batch}, {steps} timed steps after {WARMUP} warm-up, {os.cpu_count()} CPUs")
-    print(f"{'case':44s} {'labelled tokens/s':>18s}")
-    for name, value in rows:
-        print(f"{name:44s} {value:18.0f}")
+            ("DeepSpeed on Ray Train, 2 workers (gloo)", dp2)]
+    print(f"tiny-cpu, micro-batch {args.batch}, {steps} timed steps after {WARMUP} warm-up, one thread per process, "
+          f"{os.cpu_count()} CPUs")
+    print(f"{'case':44s} {'labelled tokens/s':>18s} {'wall s (with start-up)':>23s}")
+    for (name, value), wall in zip(rows, np.diff(walls)):
+        print(f"{name:44s} {value:18.0f} {wall:23.1f}")
     print(json.dumps({"bench": "train", "quick": args.quick, "deepspeed_over_plain": ds / plain,
-                      "dp2_over_dp1": dp2 / dp1}))
+                      "dp2_over_dp1": dp2 / ds}))
 
 
 if __name__ == "__main__":
