@@ -10,7 +10,7 @@ Env start-up is left out of every timing (envs are reset once, and the system's 
 warm-up episode each, before the clock starts), so the figures are steady-state episodes per hour. Prints a table, then one JSON line: (b)/(a), the efficiency
 (b)/(c) (goal >= 0.8 on this machine), the PolicyServer's mean batch size and queue wait.
 
-    python bench/eval.py --quick     # 4 episodes of 20 steps: about 90 s, most of it starting envs
+    python bench/eval.py --quick     # 4 episodes of 20 steps: about 2 min, most of it starting envs
     python bench/eval.py             # 8 episodes of 100 steps
 """
 
