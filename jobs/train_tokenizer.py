@@ -53,6 +53,9 @@ def load_frames(demos: Path, stride: int) -> tuple[np.ndarray, np.ndarray]:
                 frames = f[name].model_images()[::stride]
                 (val if is_validation(trajectory_key(path, name)) else train).append(frames)
     if not val:  # tiny data sets: hold out the last trajectory rather than nothing
+        if len(train) < 2:
+            raise SystemExit(f"{demos}: {len(train)} recorded trajectory; training and reporting a held-out PSNR "
+                             "need at least 2 (run jobs/make_demos.py with more --trials)")
         val.append(train.pop())
     return np.concatenate(train), np.concatenate(val)
 
