@@ -1,13 +1,14 @@
 """`make demo`: the main job on one small machine, end to end, from nothing.
 
-    python jobs/demo.py            # ~25 minutes on 2 cores
+    python jobs/demo.py            # ~23 minutes on 2 cores
     python jobs/demo.py --quick    # ~4 minutes, numbers meaningless: checks the plumbing
 
 1. starts a local Ray head with its job server, and an embedded redis-server (loopback, password);
 2. scripted LIBERO demonstrations for a few tasks -> hdf5 (cached in data/demo-cache/);
 3. trains the tiny VQGAN on their frames (cached) and tokenises them into shards;
-4. submits `jobs/train_joint.py` with the tiny-cpu preset through `ray job submit`: DeepSpeed
-   learner + evaluation rounds on the published weights;
+4. submits `jobs/train_joint.py` with the tiny-cpu preset: DeepSpeed learner + evaluation rounds on
+   the published weights.
+Steps 2-4 are each a `ray job submit` to the head, as a user would run them on a cluster;
 5. reports what the tiny model learned on held-out trajectories (action-token accuracy vs the
    majority bin, next-frame PSNR vs copying the last frame) and its success on the trained tasks.
 """
@@ -78,14 +79,18 @@ def main() -> None:
                     f"--num-cpus={max(3, os.cpu_count() or 2)}", "--num-gpus=0", "--object-store-memory=268435456"]
                    ).start(address, url=f"http://127.0.0.1:{dashboard}/api/version")
     redis = EmbeddedRedis(EmbeddedRedisConfig(data_dir=str(run_dir / "redis"), appendonly=True)).start()
+    def submit(*job: str, env_vars: dict[str, str] | None = None) -> None:
+        run(RAY_CLI, "job", "submit", "--address", f"http://127.0.0.1:{dashboard}", "--working-dir", str(ROOT),
+            "--runtime-env-json", json.dumps({"env_vars": {**_LOOPBACK_ENV, **(env_vars or {})}}),
+            "--", sys.executable, *job)
+
     try:
-        py = sys.executable
-        run(py, "jobs/make_demos.py", "--suites", args.suite, "--tasks", *args.tasks, "--trials", str(args.trials),
-            "--out", str(cache / "demos"), "--address", address)
-        run(py, "jobs/train_tokenizer.py", "--demos", str(cache / "demos"), "--out", str(cache / "tokenizer"),
-            "--steps", str(args.tokenizer_steps))
-        run(py, "jobs/prepare_data.py", "--demos", str(cache / "demos"), "--tokenizer", str(cache / "tokenizer"),
-            "--out", str(cache / "shards"), "--address", address)
+        submit("jobs/make_demos.py", "--suites", args.suite, "--tasks", *args.tasks, "--trials", str(args.trials),
+               "--out", str(cache / "demos"))
+        submit("jobs/train_tokenizer.py", "--demos", str(cache / "demos"), "--out", str(cache / "tokenizer"),
+               "--steps", str(args.tokenizer_steps))
+        submit("jobs/prepare_data.py", "--demos", str(cache / "demos"), "--tokenizer", str(cache / "tokenizer"),
+               "--out", str(cache / "shards"))
         config = {
             "train": {"shards": str(cache / "shards"), "tokenizer_dir": str(cache / "tokenizer"), "run_dir": str(run_dir),
                       "steps": args.steps, "save_every": max(1, args.steps // 4), "publish_every": max(1, args.steps // 2),
@@ -96,9 +101,8 @@ def main() -> None:
             "resources": {"learner_cpus": 1, "policy_cpus": 0.5, "sim_workers": 1, "sim_cpus": 0.5},
         }
         (run_dir / "demo_config.yaml").write_text(yaml.safe_dump(config))
-        run(RAY_CLI, "job", "submit", "--address", f"http://127.0.0.1:{dashboard}", "--working-dir", str(ROOT),
-            "--runtime-env-json", json.dumps({"env_vars": {"WORLDVLA_REDIS_URL": redis.url, **_LOOPBACK_ENV}}),
-            "--", sys.executable, "jobs/train_joint.py", "--config", str(run_dir / "demo_config.yaml"))
+        submit("jobs/train_joint.py", "--config", str(run_dir / "demo_config.yaml"),
+               env_vars={"WORLDVLA_REDIS_URL": redis.url})
     finally:
         redis.stop()
         head.stop()
