@@ -6,11 +6,12 @@
 1. starts a local Ray head with its job server, and an embedded redis-server (loopback, password);
 2. scripted LIBERO demonstrations for a few tasks -> hdf5 (cached in data/demo-cache/);
 3. trains the tiny VQGAN on their frames (cached) and tokenises them into shards;
-4. submits `jobs/train_joint.py` with the tiny-cpu preset: DeepSpeed learner + evaluation rounds on
-   the published weights.
-Steps 2-4 are each a `ray job submit` to the head, as a user would run them on a cluster;
+4. `jobs/train_joint.py` with the tiny-cpu preset: DeepSpeed learner + evaluation rounds on the
+   published weights;
 5. reports what the tiny model learned on held-out trajectories (action-token accuracy vs the
    majority bin, next-frame PSNR vs copying the last frame) and its success on the trained tasks.
+
+Steps 2-4 are each a `ray job submit` to the head, as a user would run them on a cluster.
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ def main() -> None:
                     f"--num-cpus={max(3, os.cpu_count() or 2)}", "--num-gpus=0", "--object-store-memory=268435456"]
                    ).start(address, url=f"http://127.0.0.1:{dashboard}/api/version")
     redis = EmbeddedRedis(EmbeddedRedisConfig(data_dir=str(run_dir / "redis"), appendonly=True)).start()
+
     def submit(*job: str, env_vars: dict[str, str] | None = None) -> None:
         run(RAY_CLI, "job", "submit", "--address", f"http://127.0.0.1:{dashboard}", "--working-dir", str(ROOT),
             "--runtime-env-json", json.dumps({"env_vars": {**_LOOPBACK_ENV, **(env_vars or {})}}),
