@@ -18,7 +18,7 @@ from worldvla_dist.model.presets import ModelPreset
 from worldvla_dist.sequences.collate import Batch
 from worldvla_dist.sequences.samples import IGNORE_INDEX
 from worldvla_dist.tokenizers.vocabulary import Vocabulary
-from worldvla_dist.tokenizers.vqgan import VQGANConfig
+from worldvla_dist.tokenizers.vqgan import TAMING_NORM_GROUPS, VQGANConfig
 
 
 def chameleon_config(preset: ModelPreset, vocab: Vocabulary, vqgan: VQGANConfig) -> ChameleonConfig:
@@ -26,7 +26,7 @@ def chameleon_config(preset: ModelPreset, vocab: Vocabulary, vqgan: VQGANConfig)
     the checkpoint's `model.vqmodel` can hold the same encoder and codebook. transformers normalises in
     32 groups only, so a narrower tokenizer (the tiny preset's 16 channels) gets a 32-channel mirror:
     nothing tokenises with `model.vqmodel` (our own VQGAN does), it only keeps the checkpoint layout."""
-    base_channels = vqgan.ch if vqgan.norm_groups == 32 else 32 * math.ceil(vqgan.ch / 32)
+    base_channels = TAMING_NORM_GROUPS * math.ceil(vqgan.ch / TAMING_NORM_GROUPS)  # = ch where ch allows
     vq_config = dict(embed_dim=vqgan.embed_dim, num_embeddings=vqgan.n_embed, double_latent=vqgan.double_z,
                      latent_channels=vqgan.z_channels, resolution=vqgan.resolution, in_channels=vqgan.in_channels,
                      base_channels=base_channels, channel_multiplier=list(vqgan.ch_mult),

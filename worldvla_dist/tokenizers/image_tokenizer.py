@@ -13,7 +13,7 @@ import yaml
 from worldvla_dist.config import Registry
 from worldvla_dist.errors import CheckpointError, TokenizationError
 from worldvla_dist.tokenizers.image_layout import ImageGeometry
-from worldvla_dist.tokenizers.vqgan import VQGANConfig, VQModel
+from worldvla_dist.tokenizers.vqgan import TAMING_NORM_GROUPS, VQGANConfig, VQModel
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def vqgan_config_from_yaml(path: Path) -> VQGANConfig:
             num_res_blocks=int(dd["num_res_blocks"]),
             attn_resolutions=tuple(int(r) for r in dd.get("attn_resolutions") or ()),
             dropout=float(dd.get("dropout", 0.0)), double_z=bool(dd.get("double_z", False)),
-            norm_groups=int(dd.get("norm_groups", 32)))
+            norm_groups=int(dd.get("norm_groups", TAMING_NORM_GROUPS)))
     except (KeyError, TypeError) as e:
         raise CheckpointError(f"{path}: not a taming vqgan.yaml, missing key {e}") from e
 
@@ -52,7 +52,7 @@ def vqgan_config_to_yaml(cfg: VQGANConfig) -> str:
                 "in_channels": cfg.in_channels, "out_ch": cfg.out_ch, "ch": cfg.ch, "ch_mult": list(cfg.ch_mult),
                 "num_res_blocks": cfg.num_res_blocks, "attn_resolutions": list(cfg.attn_resolutions),
                 "dropout": cfg.dropout}
-    if cfg.norm_groups != 32:  # taming's ddconfig has no such key: written only where it differs
+    if cfg.norm_groups != TAMING_NORM_GROUPS:  # taming's ddconfig has no such key: written only where it differs
         ddconfig["norm_groups"] = cfg.norm_groups
     doc = {"model": {"target": "taming.models.vqgan.VQModel",
                      "params": {"embed_dim": cfg.embed_dim, "n_embed": cfg.n_embed, "ddconfig": ddconfig}}}

@@ -17,6 +17,10 @@ from torch import nn
 from worldvla_dist.errors import ConfigError
 
 
+# taming's (and so Chameleon's and transformers') GroupNorm group count, fixed in their code
+TAMING_NORM_GROUPS = 32
+
+
 @dataclass(frozen=True)
 class VQGANConfig:
     """The `model.params` block of a taming `vqgan.yaml` (ddconfig flattened in)."""
@@ -34,8 +38,8 @@ class VQGANConfig:
     dropout: float = 0.0
     double_z: bool = False
     beta: float = 0.25  # commitment weight
-    # Chameleon (and taming) normalise in 32 groups; fewer let a narrow CPU tokenizer (ch=16) exist.
-    norm_groups: int = 32
+    # fewer groups than taming's let a narrow CPU tokenizer (ch=16) exist
+    norm_groups: int = TAMING_NORM_GROUPS
 
     def __post_init__(self) -> None:
         for c in {self.ch * m for m in self.ch_mult}:
