@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import torch
-from transformers.cache_utils import DynamicCache
 
+from worldvla_dist.decoding.kv_cache import GrowingKVCache
 from worldvla_dist.errors import TokenizationError
 from worldvla_dist.model.worldvla import WorldVLA
 from worldvla_dist.sequences.attention_mask import action_attention_mask, action_blocks, attention_mask_from_blocks
@@ -21,7 +21,7 @@ class DecodingState:
     position; `last_logits` (B, V) predict the first answer token."""
 
     model: WorldVLA
-    cache: DynamicCache
+    cache: GrowingKVCache
     prompt_ids: torch.Tensor
     key_valid: torch.Tensor
     key_block: torch.Tensor
@@ -61,7 +61,7 @@ def encode_prompts(model: WorldVLA, prompts: Sequence[Sequence[int]]) -> Decodin
     ids, valid = ids.to(device), valid.to(device)
     positions = (torch.cumsum(valid.long(), dim=1) - 1).clamp_min(0)
     mask = action_attention_mask(ids, model.vocab, valid, model.dtype)
-    cache = DynamicCache(config=model.chameleon.config)
+    cache = GrowingKVCache(model.chameleon.config.num_hidden_layers)
     hidden, cache = model.hidden_states(ids, mask, positions, cache)
     last_logits = model.chameleon.lm_head(hidden[:, -1])  # only the last position predicts anything we use
     return DecodingState(model=model, cache=cache, prompt_ids=ids, key_valid=valid,

@@ -26,6 +26,23 @@ def test_ssim_is_one_for_identical_frames_and_drops_with_noise():
         ssim(a, a[:2])
 
 
+def test_ssim_matches_scikit_image():
+    """Our separable-window SSIM against scikit-image's (Wang et al.'s settings), on related frames."""
+    from skimage.metrics import structural_similarity
+
+    rng = np.random.default_rng(2)
+    target = frames(4, 3, size=48)
+    smooth = (target.astype(float) + np.roll(target, 1, axis=1) + np.roll(target, 1, axis=2)) / 3
+    predicted = np.clip(smooth + rng.normal(0, 20, target.shape), 0, 255).astype(np.uint8)
+    ours = ssim(predicted, target)
+    skimage_values = [structural_similarity(p, t, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                            data_range=255, channel_axis=-1) for p, t in zip(predicted, target)]
+    assert 0.05 < ours.min() and ours.max() < 0.9  # a range where a wrong constant or window would show
+    np.testing.assert_allclose(ours, skimage_values, atol=2e-5)
+    with pytest.raises(ValueError, match="at least 11 px"):
+        ssim(target[:, :8, :8], target[:, :8, :8])
+
+
 def test_frechet_distance_matches_the_closed_form_and_scipy():
     rng = np.random.default_rng(0)
     # diagonal covariances: the distance is |mu1-mu2|^2 + sum (sqrt(s1) - sqrt(s2))^2
