@@ -33,7 +33,8 @@ from worldvla_dist.sequences.token_space import TokenSpace
 log = logging.getLogger(__name__)
 
 SHEET_COLUMNS = 6  # frames kept per video rollout for the contact sheet
-DECODE_BATCH = 32  # frames through the VQGAN decoder at once (bounds its activation memory)
+DECODE_BATCH = 16  # frames through the VQGAN decoder at once: bounds its activation memory; 16 of the tiny
+# preset's 128 px frames decode ~10% faster per frame than 32 on 2 cores (the activations stay in cache)
 
 
 @dataclass(frozen=True)
