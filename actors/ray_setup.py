@@ -15,6 +15,7 @@ import ray
 from worldvla_dist.runtime.redis_server import free_loopback_port
 
 # Without this, Ray binds its servers to the machine's external interface even when told 127.0.0.1.
+STATE_API_ENV = "RAY_API_SERVER_ADDRESS"  # where Ray's state API (ray.util.state) finds the dashboard
 _LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
 for _k, _v in _LOOPBACK_ENV.items():
     os.environ.setdefault(_k, _v)
@@ -29,7 +30,15 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, object_sto
     if address:
         ray.init(address=address, log_to_driver=True)
     else:  # "local": a Ray of our own, even when `ray start` left a cluster on this machine
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
+        # With a dashboard on a port of our own and its URL in every worker's environment, Ray's state
+        # API answers inside actors. Ray Train's PlacementGroupCleaner asks it whether the controller is
+        # alive; without it the state API guesses the cluster from /tmp/ray/ray_current_cluster (another,
+        # maybe long gone Ray) and every training run ended with a 12 s timeout.
+        dashboard = f"http://127.0.0.1:{free_loopback_port()}"
+        os.environ[STATE_API_ENV] = dashboard
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
+                 dashboard_port=int(dashboard.rsplit(":", 1)[1]), _node_ip_address="127.0.0.1",
+                 runtime_env={"env_vars": {STATE_API_ENV: dashboard}},
                  object_store_memory=object_store_mb * 2 ** 20, log_to_driver=True)
 
 

@@ -59,6 +59,21 @@ def cluster():
     ray.shutdown()
 
 
+def test_state_api_answers_inside_actors_of_a_local_ray(cluster):
+    """Ray Train's PlacementGroupCleaner asks the state API, from an actor, whether the controller
+    lives; a local Ray must point it at its own dashboard (not at /tmp/ray's last `ray start`)."""
+
+    @ray.remote(num_cpus=0)
+    class Probe:
+        def state_of(self, actor_id: str) -> str:
+            from ray.util.state import get_actor
+            return get_actor(actor_id, timeout=5).state
+
+    probe = Probe.remote()
+    assert ray.get(probe.state_of.remote(probe._actor_id.hex()), timeout=60) == "ALIVE"
+    ray.kill(probe)
+
+
 def test_two_data_parallel_workers_train_and_publish_weights(data, tmp_path, cluster):
     launch_learner(run_config(data, tmp_path), num_workers=2, redis_url=cluster.url, run_id="dp")
     logs = MetricsStream(connect(cluster.url), "train:dp:metrics").read_new()
