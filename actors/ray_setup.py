@@ -33,12 +33,12 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, object_sto
         # With a dashboard on a port of our own and its URL in every worker's environment, Ray's state
         # API answers inside actors. Ray Train's PlacementGroupCleaner asks it whether the controller is
         # alive; without it the state API guesses the cluster from /tmp/ray/ray_current_cluster (another,
-        # maybe long gone Ray) and every training run ended with a 12 s timeout.
-        dashboard = f"http://127.0.0.1:{free_loopback_port()}"
-        os.environ[STATE_API_ENV] = dashboard
+        # maybe long gone Ray) and every training run ended with a 12 s timeout. Only the workers get
+        # it: in this process it would outlive the Ray and redirect later `ray job submit`s to it.
+        port = free_loopback_port()
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
-                 dashboard_port=int(dashboard.rsplit(":", 1)[1]), _node_ip_address="127.0.0.1",
-                 runtime_env={"env_vars": {STATE_API_ENV: dashboard}},
+                 dashboard_port=port, _node_ip_address="127.0.0.1",
+                 runtime_env={"env_vars": {STATE_API_ENV: f"http://127.0.0.1:{port}"}},
                  object_store_memory=object_store_mb * 2 ** 20, log_to_driver=True)
 
 

@@ -30,7 +30,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from actors.ray_setup import _LOOPBACK_ENV, RAY_CLI, RayNode  # noqa: E402
+from actors.ray_setup import _LOOPBACK_ENV, RAY_CLI, STATE_API_ENV, RayNode  # noqa: E402
 from worldvla_dist.model.checkpoint import load_checkpoint  # noqa: E402
 from worldvla_dist.runtime.redis_server import EmbeddedRedis, EmbeddedRedisConfig, free_loopback_port  # noqa: E402
 
@@ -83,7 +83,9 @@ def main() -> None:
 
     def submit(*job: str, env_vars: dict[str, str] | None = None) -> None:
         run(RAY_CLI, "job", "submit", "--address", f"http://127.0.0.1:{dashboard}", "--working-dir", str(ROOT),
-            "--runtime-env-json", json.dumps({"env_vars": {**_LOOPBACK_ENV, **(env_vars or {})}}),
+            # the state API's address in every actor (Ray Train's PlacementGroupCleaner asks it; see init_ray)
+            "--runtime-env-json", json.dumps({"env_vars": {**_LOOPBACK_ENV, STATE_API_ENV: f"http://127.0.0.1:{dashboard}",
+                                                           **(env_vars or {})}}),
             "--", sys.executable, *job)
 
     try:
