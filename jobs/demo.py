@@ -1,6 +1,6 @@
 """`make demo`: the main job on one small machine, end to end, from nothing.
 
-    python jobs/demo.py            # ~25 minutes on 2 cores (24.9 min from a fresh clone, 2026-11-26)
+    python jobs/demo.py            # ~22 minutes on 2 cores (22.3 min from a fresh clone, 2026-11-26)
     python jobs/demo.py --quick    # ~4 minutes, numbers meaningless: checks the plumbing
 
 1. starts a local Ray head with its job server, and an embedded redis-server (loopback, password);
