@@ -14,8 +14,9 @@ import ray
 
 from worldvla_dist.runtime.redis_server import free_loopback_port
 
-# Without this, Ray binds its servers to the machine's external interface even when told 127.0.0.1.
 STATE_API_ENV = "RAY_API_SERVER_ADDRESS"  # where Ray's state API (ray.util.state) finds the dashboard
+
+# Without this, Ray binds its servers to the machine's external interface even when told 127.0.0.1.
 _LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
 for _k, _v in _LOOPBACK_ENV.items():
     os.environ.setdefault(_k, _v)
