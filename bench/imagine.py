@@ -23,6 +23,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -72,6 +73,16 @@ def worker_seconds(client, model, tokens, demos: Path, batch: int, rollouts: int
     return seconds
 
 
+def alternated_medians(frames_per_s: Callable[[int], float], repeats: int) -> dict[int, float]:
+    """frames/s at B = 1 and B = 8, measured alternately `repeats` times; the medians count, since one
+    run can land on a slow minute of this shared machine."""
+    runs: dict[int, list[float]] = {1: [], 8: []}
+    for _ in range(repeats):
+        for b in runs:
+            runs[b].append(frames_per_s(b))
+    return {b: float(np.median(r)) for b, r in runs.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="short horizons (under a minute)")
@@ -88,12 +99,7 @@ def main() -> None:
     replay_frame_times(model, tokens, 1, 8)  # warm-up: the first few frames of a process run ~10% slower
 
     rows, figures = [], {}
-    # B = 1 and B = 8 alternate three times and the median counts: one run can land on a slow minute
-    runs = {1: [], 8: []}
-    for _ in range(3):
-        for b in (1, 8):
-            runs[b].append(b * batch_horizon / replay_frame_times(model, tokens, b, batch_horizon).sum())
-    core = {b: float(np.median(r)) for b, r in runs.items()}
+    core = alternated_medians(lambda b: b * batch_horizon / replay_frame_times(model, tokens, b, batch_horizon).sum(), 3)
     rows.append((f"rollout only, H={batch_horizon}: frames/s", f"{core[1]:.2f}", f"{core[8]:.2f}",
                  f"{core[8] / core[1]:.2f}x"))
     figures["rollout_frames_per_s_b8_over_b1"] = round(core[8] / core[1], 3)
@@ -103,11 +109,8 @@ def main() -> None:
         write_random_demo_files(demos, files=2, demos=4, steps=batch_horizon + 4, size=preset.image_size_px)
         client = connect(server.url)
         frames = 8 * batch_horizon
-        worker_runs = {1: [], 8: []}
-        for _ in range(1 if args.quick else 3):  # alternated, the median counts (as the rollout above)
-            for b in (1, 8):
-                worker_runs[b].append(frames / worker_seconds(client, model, tokens, demos, b, 8, batch_horizon))
-        worker = {b: float(np.median(r)) for b, r in worker_runs.items()}
+        worker = alternated_medians(lambda b: frames / worker_seconds(client, model, tokens, demos, b, 8, batch_horizon),
+                                    1 if args.quick else 3)
     rows.append((f"ImaginationWorker, 8 rollouts, H={batch_horizon}: frames/s", f"{worker[1]:.2f}", f"{worker[8]:.2f}",
                  f"{worker[8] / worker[1]:.2f}x"))
     figures["worker_frames_per_s_b8_over_b1"] = round(worker[8] / worker[1], 3)

@@ -74,17 +74,17 @@ def main() -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     cache = args.cache.resolve()
     port, dashboard = free_loopback_port(), free_loopback_port()
-    address = f"127.0.0.1:{port}"
+    address, dashboard_url = f"127.0.0.1:{port}", f"http://127.0.0.1:{dashboard}"
     log.info("starting a Ray head with its job server at %s", address)
     head = RayNode([f"--port={port}", f"--dashboard-port={dashboard}", "--dashboard-host=127.0.0.1",
                     f"--num-cpus={max(3, os.cpu_count() or 2)}", "--num-gpus=0", "--object-store-memory=268435456"]
-                   ).start(address, url=f"http://127.0.0.1:{dashboard}/api/version")
+                   ).start(address, url=f"{dashboard_url}/api/version")
     redis = EmbeddedRedis(EmbeddedRedisConfig(data_dir=str(run_dir / "redis"), appendonly=True)).start()
 
     def submit(*job: str, env_vars: dict[str, str] | None = None) -> None:
-        run(RAY_CLI, "job", "submit", "--address", f"http://127.0.0.1:{dashboard}", "--working-dir", str(ROOT),
+        run(RAY_CLI, "job", "submit", "--address", dashboard_url, "--working-dir", str(ROOT),
             # the state API's address in every actor (Ray Train's PlacementGroupCleaner asks it; see init_ray)
-            "--runtime-env-json", json.dumps({"env_vars": {**_LOOPBACK_ENV, STATE_API_ENV: f"http://127.0.0.1:{dashboard}",
+            "--runtime-env-json", json.dumps({"env_vars": {**_LOOPBACK_ENV, STATE_API_ENV: dashboard_url,
                                                            **(env_vars or {})}}),
             "--", sys.executable, *job)
 
