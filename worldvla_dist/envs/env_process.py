@@ -5,15 +5,25 @@ pickle, over a pipe.
 
 One env per process: on this machine two env processes saturate two cores (ENVIRONMENT.md: 3 are no
 faster, 4 slower), and a process boundary is what isolates a crash.
+
+The child is a fresh interpreter started with `subprocess`, not `multiprocessing`'s spawn: spawn
+re-imports the parent's main script in the child (a benchmark or job script importing torch, Ray and
+transformers added ~5 s to every env start, and a script without a `__main__` guard ran again), and a
+fork would inherit the parent's GL contexts and threads. Only the package's own module and the
+parent's `sys.path` go across.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing as mp
 import os
 import signal
+import subprocess
+import sys
 from dataclasses import asdict
+from multiprocessing.connection import Connection
 
 import numpy as np
 
@@ -32,15 +42,26 @@ class EnvTimeout(EnvCrashed):
     """The env process did not answer within the watchdog's time; it has been killed and replaced."""
 
 
-def _serve(conn, config: dict) -> None:
-    """Child process: build the env, then answer commands until told to close."""
+# what the child interpreter runs: the parent's import path, then serve() on the inherited socket
+_CHILD_MAIN = ("import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
+               "from worldvla_dist.envs.env_process import serve; serve(int(sys.argv[2]), json.loads(sys.argv[3]))")
+
+
+def serve(fd: int, config: dict) -> None:
+    """Child process: build the env, then answer commands on the socket `fd` until told to close (or
+    until the parent is gone: its end of the socket closes)."""
     from worldvla_dist.envs.libero_env import LiberoEnv
 
+    conn = Connection(fd)
     env = LiberoEnv(LiberoEnvConfig(**config))
     conn.send_bytes(pack({"ok": True, "num_trials": env.num_trials, "language": env.task.language}))
     try:
         while True:
-            msg = unpack(conn.recv_bytes(), ("cmd",))
+            try:
+                raw = conn.recv_bytes()
+            except EOFError:
+                break
+            msg = unpack(raw, ("cmd",))
             try:
                 if msg["cmd"] == "close":
                     break
@@ -80,10 +101,9 @@ class EnvProcess:
         return self._proc.pid if self._proc else None
 
     def _start(self) -> None:
-        ctx = mp.get_context("spawn")  # a fresh interpreter: no inherited GL contexts or threads
-        parent, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve, args=(child, asdict(self.config)), daemon=True)
-        self._proc.start()
+        parent, child = mp.Pipe()  # a socket pair
+        self._proc = subprocess.Popen([sys.executable, "-c", _CHILD_MAIN, json.dumps(sys.path), str(child.fileno()),
+                                       json.dumps(asdict(self.config))], pass_fds=[child.fileno()])
         child.close()
         self._conn = parent
         reply = self._receive(self.start_timeout_s, what="start")
@@ -92,10 +112,10 @@ class EnvProcess:
 
     def _kill(self) -> None:
         self.ready = False
-        if self._proc is not None and self._proc.is_alive():
+        if self._proc is not None and self._proc.poll() is None:
             os.kill(self._proc.pid, signal.SIGKILL)
         if self._proc is not None:
-            self._proc.join(timeout=10)
+            self._proc.wait(timeout=10)
         if self._conn is not None:
             self._conn.close()
         self._proc = self._conn = None
@@ -114,7 +134,7 @@ class EnvProcess:
                                  f"{what} within {timeout_s:.0f} s; killed")
             return unpack(self._conn.recv_bytes())
         except (EOFError, ConnectionError, OSError) as e:
-            code = self._proc.exitcode if self._proc else None
+            code = self._proc.poll() if self._proc else None
             self._kill()
             raise EnvCrashed(f"env process ({self.config.suite}/{self.config.task}) died during {what} "
                              f"(exit code {code}): {type(e).__name__}") from e
@@ -151,11 +171,11 @@ class EnvProcess:
         return self._call("step", action=np.asarray(action, dtype=np.float64), cameras=list(cameras))
 
     def close(self) -> None:
-        if self._conn is not None and self._proc is not None and self._proc.is_alive():
+        if self._conn is not None and self._proc is not None and self._proc.poll() is None:
             try:
                 self._conn.send_bytes(pack({"cmd": "close"}))
-                self._proc.join(timeout=30)
-            except (BrokenPipeError, OSError):
+                self._proc.wait(timeout=30)
+            except (BrokenPipeError, OSError, subprocess.TimeoutExpired):
                 pass
         self._kill()
 
