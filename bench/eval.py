@@ -10,7 +10,7 @@ Env start-up is left out of every timing (envs are reset once, and the system's 
 warm-up episode each, before the clock starts), so the figures are steady-state episodes per hour. Prints a table, then one JSON line: (b)/(a), the efficiency
 (b)/(c) (goal >= 0.8 on this machine), the PolicyServer's mean batch size and queue wait.
 
-    python bench/eval.py --quick     # 4 episodes of 20 steps: about 2 min, most of it starting envs
+    python bench/eval.py --quick     # 4 episodes of 20 steps: ~1 min, two thirds of it starting Ray and envs
     python bench/eval.py             # 8 episodes of 100 steps
 """
 
@@ -23,6 +23,8 @@ import platform
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 
 import numpy as np
 import ray
@@ -70,60 +72,62 @@ def env_config(spec: EpisodeSpec, render: str) -> LiberoEnvConfig:
     return LiberoEnvConfig(spec.suite, spec.task, max_steps=spec.max_steps, render=render)
 
 
-def sequential_reference(checkpoint: str, specs: list[EpisodeSpec]) -> tuple[float, dict]:
-    """(a): seconds for `specs`, and the chunks chosen per episode."""
+def warm_env(config: LiberoEnvConfig, trial: int) -> EnvProcess:
+    """An env process, reset once: the first reset compiles llvmpipe's shaders."""
+    env = EnvProcess(config)
+    env.reset(trial)
+    return env
+
+
+def sequential_reference(env: EnvProcess, checkpoint: str, specs: list[EpisodeSpec]) -> tuple[float, dict]:
+    """(a): seconds for `specs` on one env, and the chunks chosen per episode."""
     model, tokens = load_checkpoint(checkpoint)
     policy = RecordingPolicy(ChunkPolicy(model, tokens))
     recorded = {}
-    with EnvProcess(env_config(specs[0], "every_step")) as env:
-        def play(spec):
-            policy.chunks = []
-            run_episode(env, policy, spec.trial, spec.chunk)
-            recorded[spec.key] = policy.chunks
-
-        env.reset(specs[0].trial)  # warm-up: the first reset compiles llvmpipe's shaders
-        start = time.perf_counter()
-        for spec in specs:
-            play(spec)
-        return time.perf_counter() - start, recorded
+    start = time.perf_counter()
+    for spec in specs:
+        policy.chunks = []
+        run_episode(env, policy, spec.trial, spec.chunk)
+        recorded[spec.key] = policy.chunks
+    return time.perf_counter() - start, recorded
 
 
-@ray.remote(num_cpus=1)
-def replay_worker(specs: list[dict], recorded: dict) -> float:
-    """(c), one worker: its share of the episodes with recorded actions."""
-    specs = [EpisodeSpec(**s) for s in specs]
-    with EnvProcess(env_config(specs[0], "on_demand")) as env:
-        env.reset(specs[0].trial)  # warm-up
-        start = time.perf_counter()
-        for spec in specs:
+def sim_only_ceiling(envs: list[EnvProcess], specs: list[EpisodeSpec], recorded: dict) -> float:
+    """(c): seconds for `specs` split over the envs, each env stepped by its own thread with the
+    recorded actions (the env processes run in parallel; the threads only wait on their pipes)."""
+    def replay(env, share):
+        for spec in share:
             run_episode(env, ReplayPolicy(recorded[spec.key]), spec.trial, spec.chunk)
-        return time.perf_counter() - start
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(len(envs)) as pool:
+        for done in [pool.submit(replay, env, specs[i::len(envs)]) for i, env in enumerate(envs)]:
+            done.result()
+    return time.perf_counter() - start
 
 
-def system(redis_url: str, checkpoint: str, specs: list[EpisodeSpec], warmups: list[EpisodeSpec],
-           workers: int) -> tuple[float, dict]:
-    """(b): the fleet warms up on `warmups` (one per worker), then runs `specs`; seconds and server stats."""
-    run_id = uuid.uuid4().hex[:8]
-    worker = EpisodeWorkerConfig(run_id=run_id)
-    service = PolicyServiceConfig(queue=f"eval:{run_id}:policy")
+def warm_fleet(redis_url: str, checkpoint: str, warmups: list[EpisodeSpec], workers: int) -> tuple[EvalFleet, EpisodeWorkerConfig]:
+    """(b)'s fleet, started and run through one warm-up episode per worker."""
+    worker = EpisodeWorkerConfig(run_id=uuid.uuid4().hex[:8])
+    service = PolicyServiceConfig(queue=f"eval:{worker.run_id}:policy")
     fleet = EvalFleet(redis_url, FleetConfig(checkpoint, num_workers=workers, policy_torch_threads=1), worker,
                       service).start()
-    client = connect(redis_url)
-    try:
-        warm = EvalRun(client, worker, warmups)
-        warm.enqueue_missing()
-        warm.wait(on_poll=fleet.supervise)
-        policy = fleet.servers[0]
-        before = ray.get(policy.health.remote())
-        run = EvalRun(client, worker, specs)
-        start = time.perf_counter()
-        run.queue.put_many([s.to_payload() for s in specs])
-        run.wait(on_poll=fleet.supervise, poll_s=0.05)
-        seconds = time.perf_counter() - start
-        after = ray.get(policy.health.remote())
-    finally:
-        run.stop_workers() if "run" in locals() else None
-        fleet.stop()
+    warm = EvalRun(connect(redis_url), worker, warmups)
+    warm.enqueue_missing()
+    warm.wait(on_poll=fleet.supervise)
+    return fleet, worker
+
+
+def system(redis_url: str, fleet: EvalFleet, worker: EpisodeWorkerConfig, specs: list[EpisodeSpec]) -> tuple[float, dict]:
+    """(b): seconds for `specs` on the warm fleet, and the PolicyServer's figures over them."""
+    policy = fleet.servers[0]
+    before = ray.get(policy.health.remote())
+    run = EvalRun(connect(redis_url), worker, specs)
+    start = time.perf_counter()
+    run.queue.put_many([s.to_payload() for s in specs])
+    run.wait(on_poll=fleet.supervise, poll_s=0.05)
+    seconds = time.perf_counter() - start
+    after = ray.get(policy.health.remote())
     n = after["requests"] - before["requests"]
     batches = after["batches"] - before["batches"]
     wait_ms = (after["mean_queue_wait_ms"] * after["requests"] - before["mean_queue_wait_ms"] * before["requests"]) / max(n, 1)
@@ -146,12 +150,23 @@ def main() -> None:
     all_specs = plan_episodes([args.suite], [args.task], episodes + args.workers, max_steps=max_steps)
     warmups, specs = all_specs[:args.workers], all_specs[args.workers:]
 
-    a_s, recorded = sequential_reference(str(checkpoint), specs)
+    # Every start-up at once (Ray, the fleet and its warm-up episodes, the envs of (a) and (c)), none
+    # timed: on 2 cores they overlap to about half their sequential ~70 s. The phases then run one
+    # after another, the idle ones blocked on their queues.
     init_ray(num_cpus=args.workers + 2)
-    shares = [specs[i::args.workers] for i in range(args.workers)]
-    c_s = max(ray.get([replay_worker.remote([s.to_payload() for s in share], recorded) for share in shares]))
-    with EmbeddedRedis() as server:
-        b_s, stats = system(server.url, str(checkpoint), specs, warmups, args.workers)
+    with EmbeddedRedis() as server, ExitStack() as envs, ThreadPoolExecutor(args.workers + 1) as starts:
+        reference_env = starts.submit(warm_env, env_config(specs[0], "every_step"), specs[0].trial)
+        replay_envs = [starts.submit(warm_env, env_config(specs[0], "on_demand"), specs[0].trial)
+                       for _ in range(args.workers)]
+        fleet, worker = warm_fleet(server.url, str(checkpoint), warmups, args.workers)
+        try:
+            reference_env, *replay_envs = [envs.enter_context(f.result()) for f in (reference_env, *replay_envs)]
+            a_s, recorded = sequential_reference(reference_env, str(checkpoint), specs)
+            c_s = sim_only_ceiling(replay_envs, specs, recorded)
+            b_s, stats = system(server.url, fleet, worker, specs)
+        finally:
+            EvalRun(connect(server.url), worker, warmups).stop_workers()
+            fleet.stop()
     ray.shutdown()
 
     per_hour = {k: 3600 * len(specs) / s for k, s in (("a", a_s), ("b", b_s), ("c", c_s))}
