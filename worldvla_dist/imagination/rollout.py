@@ -13,7 +13,7 @@ codes, so decoding to pixels and re-encoding would only add VQGAN error and cost
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -39,21 +39,30 @@ def _world_step(model: WorldVLA, tokens: TokenSpace, codes: torch.Tensor, action
     return generate_next_frames(model, tokens.layout, prompts, sampling, generator)
 
 
-@torch.no_grad()
+def replay_steps(model: WorldVLA, tokens: TokenSpace, start_codes: torch.Tensor, actions: np.ndarray,
+                 sampling: SamplingConfig = GREEDY, generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
+    """start_codes (B, rows, cols), actions (B, H, 7) -> each imagined frame's codes (B, rows, cols) in
+    turn, so that a caller can step several rollouts alternately (bench/imagine.py times horizons so)."""
+    actions = np.asarray(actions, dtype=np.float64)
+    if actions.ndim != 3 or actions.shape[0] != len(start_codes) or actions.shape[2] != 7:
+        raise ValueError(f"replay: expected actions (B={len(start_codes)}, H, 7), got {actions.shape}")
+    current = start_codes
+    for h in range(actions.shape[1]):
+        with torch.no_grad():
+            current = _world_step(model, tokens, current, actions[:, h], sampling, generator)
+        yield current
+
+
 def replay(model: WorldVLA, tokens: TokenSpace, start_codes: torch.Tensor, actions: np.ndarray,
            sampling: SamplingConfig = GREEDY, generator: torch.Generator | None = None,
            on_frame: OnFrame | None = None) -> Imagined:
     """start_codes (B, rows, cols), actions (B, H, 7) -> H imagined frames per rollout."""
-    actions = np.asarray(actions, dtype=np.float64)
-    if actions.ndim != 3 or actions.shape[0] != len(start_codes) or actions.shape[2] != 7:
-        raise ValueError(f"replay: expected actions (B={len(start_codes)}, H, 7), got {actions.shape}")
-    frames, current = [], start_codes
-    for h in range(actions.shape[1]):
-        current = _world_step(model, tokens, current, actions[:, h], sampling, generator)
+    frames = []
+    for current in replay_steps(model, tokens, start_codes, actions, sampling, generator):
         frames.append(current)
         if on_frame:
-            on_frame(h + 1)
-    return Imagined(torch.stack(frames, dim=1), actions)
+            on_frame(len(frames))
+    return Imagined(torch.stack(frames, dim=1), np.asarray(actions, dtype=np.float64))
 
 
 @torch.no_grad()

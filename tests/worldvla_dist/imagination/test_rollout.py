@@ -34,6 +34,20 @@ def test_replay_feeds_each_imagined_frame_back_with_the_recorded_action(tokens, 
         rollout.replay(model, tokens, start, actions[:1])
 
 
+def test_replay_steps_of_two_rollouts_stepped_in_turn_match_each_run_alone(tokens, model):
+    """bench/imagine.py steps rollouts of several horizons alternately: they share no state."""
+    starts, actions = random_codes(tokens, 2, seed=4), random_actions(6, seed=5).reshape(2, 1, 3, 7)
+    alone = [rollout.replay(model, tokens, starts[i:i + 1], actions[i]).codes for i in range(2)]
+    lanes = [rollout.replay_steps(model, tokens, starts[i:i + 1], actions[i]) for i in range(2)]
+    stepped = [[], []]
+    for _ in range(3):
+        for i in (1, 0):
+            stepped[i].append(next(lanes[i]))
+    for i in range(2):
+        assert torch.equal(torch.stack(stepped[i], dim=1), alone[i])
+        assert next(lanes[i], None) is None
+
+
 def keys_per_model_call(model):
     """Records how many keys (cached + new) the attention of each model call spans."""
     seen = []
