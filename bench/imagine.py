@@ -48,12 +48,16 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def replay_frame_times(model, tokens, batch: int, horizon: int, seed: int = 0) -> np.ndarray:
-    """Seconds each of the `horizon` frames of a B-rollout replay took."""
-    rng = np.random.default_rng(seed)
+def random_replay_inputs(rng: np.random.Generator, tokens, batch: int, horizon: int) -> tuple[torch.Tensor, np.ndarray]:
+    """Start codes (B, rows, cols) and actions (B, H, 7) for a replay: random, as the weights are."""
     g = tokens.layout
     start = torch.as_tensor(rng.integers(0, tokens.vocab.num_image_codes, (batch, g.rows, g.cols)))
-    actions = rng.uniform(-0.3, 0.3, (batch, horizon, 7))
+    return start, rng.uniform(-0.3, 0.3, (batch, horizon, 7))
+
+
+def replay_frame_times(model, tokens, batch: int, horizon: int, seed: int = 0) -> np.ndarray:
+    """Seconds each of the `horizon` frames of a B-rollout replay took."""
+    start, actions = random_replay_inputs(np.random.default_rng(seed), tokens, batch, horizon)
     stamps = [time.perf_counter()]
     rollout.replay(model, tokens, start, actions, on_frame=lambda _h: stamps.append(time.perf_counter()))
     return np.diff(stamps)
@@ -65,11 +69,9 @@ def lane_frame_times(model, tokens, horizons: tuple[int, ...], rounds: int) -> d
     same seconds and this machine's drift in speed (up to ~25% within minutes) weighs on all alike.
     -> per horizon, the seconds of each frame of each of its rollouts."""
     rng = np.random.default_rng(0)
-    g = tokens.layout
 
     def new_rollout(h: int):
-        start = torch.as_tensor(rng.integers(0, tokens.vocab.num_image_codes, (1, g.rows, g.cols)))
-        return rollout.replay_steps(model, tokens, start, rng.uniform(-0.3, 0.3, (1, h, 7)))
+        return rollout.replay_steps(model, tokens, *random_replay_inputs(rng, tokens, 1, h))
 
     lanes = {h: new_rollout(h) for h in horizons}
     times: dict[int, list[list[float]]] = {h: [[]] for h in horizons}

@@ -115,7 +115,10 @@ class EnvProcess:
         if self._proc is not None and self._proc.poll() is None:
             os.kill(self._proc.pid, signal.SIGKILL)
         if self._proc is not None:
-            self._proc.wait(timeout=10)
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # stuck in the kernel: it goes when it can, we go on
+                log.warning("env process %s did not exit within 10 s of SIGKILL", self._proc.pid)
         if self._conn is not None:
             self._conn.close()
         self._proc = self._conn = None
