@@ -208,13 +208,21 @@ class DemoFile:
 
 
 def noop_mask(actions: np.ndarray) -> np.ndarray:
-    """(T, 7) -> (T,) bool, True for the reference's no-ops: every |a[:6]| < 1e-4 and the gripper
-    command unchanged from the previous action (the first action's gripper counts as changed)."""
+    """(T, 7) -> (T,) bool, True for the reference's no-ops (regenerate_libero_dataset_filter_no_op.py
+    `is_noop`): the L2 norm of a[:6] below 1e-4 and the gripper a[6] equal to that of the previous KEPT
+    action. Until an action is kept the norm alone decides, so leading still actions are dropped
+    whatever their gripper."""
     actions = np.asarray(actions)
-    still = (np.abs(actions[:, :6]) < NOOP_THRESHOLD).all(axis=1)
-    same_gripper = np.zeros(len(actions), dtype=bool)
-    same_gripper[1:] = actions[1:, 6] == actions[:-1, 6]
-    return still & same_gripper
+    if actions.ndim != 2 or actions.shape[1] != 7:
+        raise LiberoDataError(f"noop_mask: expected actions (T, 7), got shape {actions.shape}")
+    mask = np.zeros(len(actions), dtype=bool)
+    kept_gripper = None  # the gripper command of the last kept action
+    for t, action in enumerate(actions):  # sequential: which action is "previous" depends on what was dropped
+        still = np.linalg.norm(action[:6]) < NOOP_THRESHOLD  # the reference's 1-D norm, bit for bit
+        mask[t] = still and (kept_gripper is None or action[6] == kept_gripper)
+        if not mask[t]:
+            kept_gripper = action[6]
+    return mask
 
 
 def trajectory_key(path: str | Path, demo_name: str) -> str:

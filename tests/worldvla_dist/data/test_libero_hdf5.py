@@ -1,4 +1,5 @@
 import json
+import re
 
 import h5py
 import numpy as np
@@ -65,16 +66,79 @@ def test_corrupted_file_is_named(tmp_path):
         DemoFile(tmp_path / "absent.hdf5")
 
 
+def reference_is_noop(action, prev_action=None, threshold=1e-4):
+    """A literal transcription of `is_noop` in alibaba-damo-academy/WorldVLA:
+    worldvla/libero_util/regenerate_libero_dataset_filter_no_op.py."""
+    if prev_action is None:
+        return np.linalg.norm(action[:-1]) < threshold
+    gripper_action = action[-1]
+    prev_gripper_action = prev_action[-1]
+    return np.linalg.norm(action[:-1]) < threshold and gripper_action == prev_gripper_action
+
+
+def reference_noop_mask(orig_actions):
+    """The reference's replay loop over one demo, reduced to which actions it skips."""
+    actions, skipped = [], []
+    for _, action in enumerate(orig_actions):
+        prev_action = actions[-1] if len(actions) > 0 else None
+        if reference_is_noop(action, prev_action):
+            skipped.append(True)
+            continue
+        skipped.append(False)
+        actions.append(action)
+    return skipped
+
+
 def test_noop_rule():
     actions = np.array([
-        [0, 0, 0, 0, 0, 0, -1],        # first: the gripper counts as changed -> kept
-        [0, 0, 0, 0, 0, 0, -1],        # still, same gripper -> no-op
-        [5e-5, 0, 0, 0, 0, 0, -1],     # below the threshold -> no-op
-        [2e-4, 0, 0, 0, 0, 0, -1],     # moves -> kept
-        [0, 0, 0, 0, 0, 0, 1],         # gripper changes -> kept
-        [0, 0, 0, 0, 0, 0, 1],         # -> no-op
+        [0, 0, 0, 0, 0, 0, 1],                 # leading and still: dropped whatever the gripper
+        [0, 0, 0, 0, 0, 0, -1],                # still dropped: nothing kept yet to compare with
+        [5e-5, 0, 0, 0, 0, 0, -1],             # below the threshold, nothing kept yet -> dropped
+        [2e-4, 0, 0, 0, 0, 0, -1],             # moves -> kept (gripper -1)
+        [0, 0, 0, 0, 0, 0, -1],                # still, same gripper -> no-op
+        [6e-5, 6e-5, 6e-5, 0, 0, 0, -1],       # each below 1e-4, but the norm is ~1.04e-4 -> kept
+        [0, 0, 0, 0, 0, 0, 1],                 # gripper changes -> kept
+        [0, 0, 0, 0, 0, 0, 1],                 # -> no-op
     ], dtype=float)
-    assert noop_mask(actions).tolist() == [False, True, True, False, False, True]
+    assert noop_mask(actions).tolist() == [True, True, True, False, True, False, False, True]
+    assert noop_mask(actions).tolist() == reference_noop_mask(actions)
+
+
+def test_leading_still_actions_are_dropped_whatever_their_gripper():
+    for gripper in (-1.0, 0.0, 1.0):
+        actions = np.array([[0, 0, 0, 0, 0, 0, gripper]] * 3 + [[0.5, 0, 0, 0, 0, 0, gripper]])
+        assert noop_mask(actions).tolist() == [True, True, True, False]
+
+
+def test_the_gripper_is_compared_with_the_previous_kept_action_not_the_previous_raw_one():
+    # a dropped action in mid-demo has the kept gripper by definition, so the two "previous" differ
+    # only after dropped leading actions: here the raw previous gripper of action 1 is 1, which it
+    # differs from, but nothing is kept yet, so the reference drops it on its norm alone
+    actions = np.array([
+        [0, 0, 0, 0, 0, 0, 1],      # leading still -> dropped
+        [0, 0, 0, 0, 0, 0, -1],     # raw previous gripper 1 (changed), kept previous: none -> dropped
+        [0.5, 0, 0, 0, 0, 0, 1],    # moves -> kept, kept gripper 1
+        [0, 0, 0, 0, 0, 0, 1],      # still, kept gripper 1 -> no-op
+        [0, 0, 0, 0, 0, 0, -1],     # raw previous 1 = kept previous 1, gripper changes -> kept
+        [0, 0, 0, 0, 0, 0, -1],     # -> no-op
+    ], dtype=float)
+    assert noop_mask(actions).tolist() == [True, True, False, True, False, True]
+
+
+def test_noop_mask_matches_the_reference_loop_on_random_demos():
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        t = int(rng.integers(0, 40))
+        # mostly still arms around the threshold, grippers from {-1, 0, 1} so that repeats are common
+        scale = rng.choice([0.0, 3e-5, 5e-5, 1e-4, 1e-2], size=(t, 1))
+        actions = np.concatenate([rng.normal(size=(t, 6)) * scale, rng.choice([-1.0, 0.0, 1.0], size=(t, 1))], axis=1)
+        assert noop_mask(actions).tolist() == reference_noop_mask(actions), actions
+
+
+@pytest.mark.parametrize("shape", [(4, 6), (4, 8), (7,)])
+def test_noop_mask_rejects_actions_of_the_wrong_shape(shape):
+    with pytest.raises(LiberoDataError, match=rf"expected actions \(T, 7\), got shape {re.escape(str(shape))}"):
+        noop_mask(np.zeros(shape))
 
 
 def test_split_is_deterministic_and_about_ten_percent():
