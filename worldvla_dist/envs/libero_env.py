@@ -115,14 +115,18 @@ class LiberoEnv:
     def reset(self, trial: int, cameras: tuple[str, ...] = ("agentview",)) -> None:
         """Init state `trial`, then the wait steps (not counted); `cameras` render at the last one.
 
-        LIBERO's reset re-places fixtures (cabinets, stoves) with numpy's global RNG, and the stored
-        init state does not cover them; seeding it with the trial number, and clearing the state
-        robosuite carries across resets (gripper command, camera timers), makes a trial replayable
-        frame for frame: a retried episode sees the same scene, whatever ran before it."""
+        Every trial starts from what a freshly built reference env carries at its first episode
+        (eval_solver_libero_256.py: `get_libero_env` seeds numpy with 0, then `reset`,
+        `set_init_state`): LIBERO's reset re-places fixtures (cabinets, stoves) with numpy's global
+        RNG and the stored init state does not cover them, so numpy is seeded with 0 before each
+        reset; and the state robosuite carries across resets (gripper command, joint torques) is
+        cleared. The camera timers are left as robosuite's reset and `set_init_state` leave them:
+        both force an observation, which fixes the sampling phase whatever ran before. Frames then
+        equal a fresh reference env's bit for bit, and a retried trial replays identically."""
         if not 0 <= trial < self.num_trials:
             raise ConfigError(f"{self.task.key} has init states 0..{self.num_trials - 1}, got trial {trial}")
         self._use_cameras(())
-        np.random.seed(trial)
+        np.random.seed(0)
         self._env.reset()
         self._env.set_init_state(self.init_states[trial])
         self._clear_carried_state()
@@ -144,15 +148,15 @@ class LiberoEnv:
         self.steps, self.done = 0, False
 
     def _clear_carried_state(self) -> None:
+        """What a soft reset leaves behind and a fresh env does not have. The camera timers are not
+        touched: resetting them after `set_init_state` shifts the camera's sampling phase by a
+        substep (up to 42 levels on libero_object task 0), and reset + `set_init_state` already
+        leave them in the fresh env's state (0.004 s since the last sample, sampled)."""
         for robot in self._env.env.robots:
             # robosuite's Panda gripper integrates its command in `current_action` and no reset clears
             # it: the last episode's gripper state would leak into this one's first steps
             robot.gripper.current_action = np.zeros(robot.gripper.dof)
-        for observable in self._observables.values():
-            # robosuite keeps camera sampling timers across resets, so which physics substep a frame
-            # shows would depend on every earlier episode's length; restart them per episode
-            observable.reset()
-            observable._sampled = False
+            robot.torques = None  # a fresh robot has none until its first step
 
     def step(self, action: np.ndarray, cameras: tuple[str, ...] = ()) -> bool:
         """One policy step; `cameras` are rendered after it. Returns `done` (task success)."""

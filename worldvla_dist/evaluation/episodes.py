@@ -1,8 +1,11 @@
 """One evaluation episode under the reference protocol, with the policy asked once per chunk.
 
-The env renders the agentview only where the policy reads it (after the last action of a chunk),
-or every step when a video is recorded. The policy sees the last `history` query frames (M = 2:
-the previous and the current one; one at the first query), and the whole chunk runs open loop."""
+The policy sees the frames of the last M = `history` steps, oldest first: with M = 2 the previous
+step's frame and the current one, as the reference prompts (`his_img[-1:] + [cur_img]` in
+libero_util/Chameleon_utils.py, `his_img` growing by one frame every step in
+eval_solver_libero_256.py), the same pair a training sample holds; one frame at the first query.
+The whole chunk runs open loop. The env renders the agentview only on the steps whose frames the
+policy will read (the last M steps of each chunk), or every step when a video is recorded."""
 
 from __future__ import annotations
 
@@ -107,21 +110,25 @@ def run_episode(env: StepEnv, policy: Policy, trial: int, chunk: int, history: i
                 on_chunk: Callable[[], None] | None = None) -> EpisodeOutcome:
     """Runs until success or the env's step cap. `on_chunk` is called after each policy answer
     (the worker uses it to tell the queue it is alive)."""
-    every_step = ("agentview",) if record_video else ()
-    reply = env.reset(trial, cameras=("agentview",))
-    frame = reply["frames"]["agentview"]
-    query_frames = [frame]
-    outcome = EpisodeOutcome(False, 0, 0, [], [frame] if record_video else [])
+    if history < 1:
+        raise ConfigError(f"run_episode: history must be >= 1 frame, got {history}")
+    agentview = ("agentview",)
+    reply = env.reset(trial, cameras=agentview)
+    recent = [reply["frames"]["agentview"]]  # the frames of the last `history` steps, oldest first
+    outcome = EpisodeOutcome(False, 0, 0, [], list(recent) if record_video else [])
     while True:
-        actions, version = policy(env.language, query_frames[-history:], chunk)
+        actions, version = policy(env.language, recent, chunk)
         outcome.policy_calls += 1
         if version not in outcome.weight_versions:
             outcome.weight_versions.append(version)
         if on_chunk:
             on_chunk()
         for j, action in enumerate(actions):
-            reply = env.step(action, cameras=("agentview",) if j == len(actions) - 1 else every_step)
+            read_by_policy = j >= len(actions) - history  # one of the next query's M frames
+            reply = env.step(action, cameras=agentview if read_by_policy or record_video else ())
             outcome.steps = reply["steps"]
+            if read_by_policy:
+                recent = (recent + [reply["frames"]["agentview"]])[-history:]
             if record_video:
                 outcome.frames.append(reply["frames"]["agentview"])
             if reply["done"]:
@@ -129,5 +136,3 @@ def run_episode(env: StepEnv, policy: Policy, trial: int, chunk: int, history: i
                 return outcome
             if reply["truncated"]:
                 return outcome
-        query_frames.append(reply["frames"]["agentview"])
-

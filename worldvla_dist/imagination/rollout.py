@@ -73,7 +73,8 @@ def dream(model: WorldVLA, tokens: TokenSpace, instructions: Sequence[str], star
     if len(instructions) != len(start_codes) or horizon < 1 or chunk < 1:
         raise ValueError(f"dream: {len(instructions)} instructions for {len(start_codes)} start frames, "
                          f"horizon {horizon}, chunk {chunk}")
-    seen = [start_codes]  # the policy's query frames: the start, then the last frame of each chunk
+    # the policy reads the frames of the last `history` steps, as in evaluation (episodes.py)
+    seen = [start_codes]
     frames, actions = [], []
     while len(frames) < horizon:
         prompts = [tokens.samples.action_prompt(text, [s[i] for s in seen[-history:]])
@@ -84,8 +85,8 @@ def dream(model: WorldVLA, tokens: TokenSpace, instructions: Sequence[str], star
         for k in range(min(chunk, horizon - len(frames))):
             current = _world_step(model, tokens, current, planned[:, k], sampling, generator)
             frames.append(current)
+            seen = (seen + [current])[-history:]
             actions.append(planned[:, k])
             if on_frame:
                 on_frame(len(frames))
-        seen.append(current)
     return Imagined(torch.stack(frames, dim=1), np.stack(actions, axis=1))

@@ -87,8 +87,9 @@ def test_dream_asks_the_policy_per_chunk_on_imagined_frames(tokens, model):
         return tokens.actions.decode(parallel_decode_actions(model, prompts, 3).numpy())
 
     np.testing.assert_allclose(out.actions[:, :3], chunk_from([start]))
-    # the second chunk sees the start and the last imagined frame of the first chunk; only 2 of it run
-    np.testing.assert_allclose(out.actions[:, 3:], chunk_from([start, out.codes[:, 2]])[:, :2])
+    # the second chunk sees the frames of the last two steps, as in evaluation (the reference's
+    # his_img[-1:] + [cur_img], eval_solver_libero_256.py): imagined frames 1 and 2; only 2 of it run
+    np.testing.assert_allclose(out.actions[:, 3:], chunk_from([out.codes[:, 1], out.codes[:, 2]])[:, :2])
     first = generate_next_frames(model, tokens.layout, [tokens.samples.world_prompt(c, a) for c, a in
                                                         zip(start, out.actions[:, 0])])
     assert torch.equal(out.codes[:, 0], first)
