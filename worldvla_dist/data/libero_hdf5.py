@@ -1,15 +1,18 @@
 """The official LIBERO demonstration format (robomimic-style hdf5), read and written.
 
     data                      attrs: env_name, problem_info (json), macros_image_convention, bddl_file_name,
-                                     bddl_file_content, env_args (json), num_demos, total
+                                     bddl_file_content, env_args (json), num_demos, total, worldvla_dist_writer
     data/demo_i               attrs: num_samples, model_file, init_state
         actions (T, 7)  states (T, D)  robot_states (T, 9)  rewards (T,) uint8  dones (T,) uint8
         obs/agentview_rgb (T, H, W, 3) uint8   obs/eye_in_hand_rgb   obs/ee_pos, ee_ori, ee_states,
             gripper_states, joint_states (when recorded)
 
 Images are stored as the renderer gives them (`macros_image_convention`, "opengl" in LIBERO's files:
-upside down); `Demo.model_images()` turns them into what WorldVLA sees. Also here: the reference's
-no-op filter and the deterministic 90/10 trajectory split.
+upside down); `Demo.model_images()` turns them into what WorldVLA sees. Three kinds of file read
+(`DemoFile.source`): "ours" (write_demo_file), "no_noops" (the reference's regenerated files: no
+`data` attributes; the task comes from the file name) and "official" (raw LIBERO files: frames
+recorded after their actions, no-ops in; `require_regenerated` refuses them). Also here: the
+reference's no-op filter and the deterministic 90/10 trajectory split.
 """
 
 from __future__ import annotations
@@ -23,16 +26,17 @@ from typing import Any, Iterator
 import h5py
 import numpy as np
 
+# LiberoDataError lives with the checks; callers import it from here
+from worldvla_dist.data.demo_validation import (PROPRIO_KEYS, LiberoDataError, check_demo, demo_names, json_attr,
+                                                text_attr)
 from worldvla_dist.envs.libero_env import to_model_orientation
-from worldvla_dist.errors import WorldVLAError
+from worldvla_dist.envs.libero_tasks import SUITES, TaskSpec, all_tasks
 
 DEMO_KEYS = ("actions", "states", "rewards", "dones", "obs/agentview_rgb")
 FILE_ATTRS = ("problem_info", "bddl_file_name")
 NOOP_THRESHOLD = 1e-4
-
-
-class LiberoDataError(WorldVLAError, ValueError):
-    """A demonstration file is unreadable, or lacks a key the format requires."""
+WRITER_ATTR = "worldvla_dist_writer"  # marks our files: LIBERO's and the reference's writers set no such key
+SOURCES = ("ours", "no_noops", "official")
 
 
 @dataclass
@@ -102,6 +106,7 @@ def write_demo_file(path: str | Path, info: DemoFileInfo, demos: list[Demo]) -> 
         grp.attrs["bddl_file_name"] = info.bddl_file_name
         grp.attrs["bddl_file_content"] = info.bddl_file_content
         grp.attrs["env_args"] = json.dumps(info.env_args)
+        grp.attrs[WRITER_ATTR] = "worldvla_dist.data.libero_hdf5.write_demo_file"
         for i, demo in enumerate(demos):
             ep = grp.create_group(f"demo_{i}")
             ep.create_dataset("actions", data=np.asarray(demo.actions, dtype=np.float64))
@@ -126,29 +131,65 @@ def write_demo_file(path: str | Path, info: DemoFileInfo, demos: list[Demo]) -> 
 
 
 class DemoFile:
-    """Read access to one LIBERO demo file; every missing key is reported with the file and key."""
+    """Read access to one LIBERO demo file; every malformed part is reported with the file and demo.
 
-    def __init__(self, path: str | Path):
+    `source` says how the file was made (SOURCES): "ours" (write_demo_file), "no_noops" (the
+    reference's regenerate_libero_dataset_filter_no_op.py: no `data` attributes, so the instruction
+    and bddl file come from the task the file name names) or "official" (raw LIBERO data, see
+    `require_regenerated`). `task` is the LIBERO task the file holds, when its name tells.
+    A file without demos is an error unless `allow_empty` (a task whose every replay failed).
+    Each demo's shapes are checked from metadata on its first access (check_demo)."""
+
+    def __init__(self, path: str | Path, allow_empty: bool = False):
         self.path = Path(path)
         try:
             self._file = h5py.File(self.path, "r")
         except (OSError, FileNotFoundError) as e:
             raise LiberoDataError(f"{self.path}: cannot be read as hdf5 ({e})") from e
-        if "data" not in self._file:
+        self._steps: dict[str, int] = {}  # demo -> T, for the demos checked so far
+        try:
+            self._open(allow_empty)
+        except BaseException:
+            self._file.close()
+            raise
+
+    def _open(self, allow_empty: bool) -> None:
+        data = self._file.get("data")
+        if not isinstance(data, h5py.Group):
             raise LiberoDataError(f"{self.path}: missing key 'data'")
-        data = self._file["data"]
+        self.names = demo_names(self.path, data)
+        if not self.names and not allow_empty:
+            raise LiberoDataError(f"{self.path}: no demos (expected groups /data/demo_0, /data/demo_1, ...); "
+                                  "a task whose every replay failed leaves such a file: remove it or record more")
+        if not any(a in data.attrs for a in (*FILE_ATTRS, "env_args")):
+            self.source = "no_noops"
+            self.task = task_for_file(self.path)
+            if self.task is None:
+                raise LiberoDataError(
+                    f"{self.path}: /data has no attributes (problem_info, bddl_file_name, env_args), as in the "
+                    f"reference's *_no_noops files, so the task must come from the file name <task name>_demo.hdf5; "
+                    f"{self.path.stem.removesuffix('_demo')!r} is no task of {', '.join(SUITES.names())}")
+            self.info = DemoFileInfo(language_instruction=self.task.language, problem_name="",
+                                     bddl_file_name=f"{self.task.suite}/{self.task.name}.bddl", domain_name="")
+            return
         missing = [a for a in FILE_ATTRS if a not in data.attrs]
         if missing:
             raise LiberoDataError(f"{self.path}: data is missing attributes {missing}")
-        problem = json.loads(data.attrs["problem_info"])
+        problem = json_attr(self.path, data, "problem_info")
+        if not isinstance(problem.get("language_instruction"), str):
+            raise LiberoDataError(f"{self.path}: data attribute 'problem_info' should hold a 'language_instruction' "
+                                  f"string, got keys {sorted(problem)}")
+        env_args = json_attr(self.path, data, "env_args", default="{}")
         self.info = DemoFileInfo(
             language_instruction=problem["language_instruction"], problem_name=problem.get("problem_name", ""),
-            domain_name=problem.get("domain_name", ""), bddl_file_name=str(data.attrs["bddl_file_name"]),
-            bddl_file_content=str(data.attrs.get("bddl_file_content", "")), env_name=str(data.attrs.get("env_name", "")),
-            env_args=json.loads(data.attrs.get("env_args", "{}") or "{}"),
-            image_convention=str(data.attrs.get("macros_image_convention", "opengl")))
-        # demo_0, demo_1, ..., demo_10 in numeric order
-        self.names = sorted((k for k in data.keys() if k.startswith("demo_")), key=lambda k: int(k.split("_")[1]))
+            domain_name=problem.get("domain_name", ""), bddl_file_name=text_attr(data.attrs["bddl_file_name"]),
+            bddl_file_content=text_attr(data.attrs.get("bddl_file_content", "")),
+            env_name=text_attr(data.attrs.get("env_name", "")), env_args=env_args,
+            image_convention=text_attr(data.attrs.get("macros_image_convention", "opengl")))
+        # files of ours written before WRITER_ATTR: demo_generation.file_info's env_args name the suite and task
+        ours = WRITER_ATTR in data.attrs or {"suite", "task"} <= env_args.keys()
+        self.source = "ours" if ours else "official"
+        self.task = task_for_file(self.path, self.info.bddl_file_name)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -168,23 +209,27 @@ class DemoFile:
             raise LiberoDataError(f"{self.path}: {group.name}/{key} is corrupted ({e})") from e
 
     def _episode(self, name: str) -> h5py.Group:
+        """The demo's group, its shapes checked (once per demo)."""
         if name not in self.names:
             raise LiberoDataError(f"{self.path}: no demo {name!r}; the file has {len(self.names)} demos")
-        return self._file["data"][name]
+        ep = self._file["data"][name]
+        if name not in self._steps:
+            self._steps[name] = check_demo(self.path, ep)
+        return ep
 
     def __getitem__(self, name: str) -> Demo:
         ep = self._episode(name)
         required = {k: self._read(ep, k) for k in DEMO_KEYS}
         proprio = {}
         if "obs" in ep:
-            for key in ("ee_pos", "ee_ori", "ee_states", "gripper_states", "joint_states"):
+            for key in PROPRIO_KEYS:
                 if key in ep["obs"]:
                     proprio[key] = self._read(ep["obs"], key)
         return Demo(actions=required["actions"], states=required["states"], agentview=required["obs/agentview_rgb"],
                     eye_in_hand=self._read(ep, "obs/eye_in_hand_rgb", required=False),
                     rewards=required["rewards"], dones=required["dones"],
                     robot_states=self._read(ep, "robot_states", required=False), proprio=proprio,
-                    model_file=str(ep.attrs.get("model_file", "")), image_convention=self.info.image_convention)
+                    model_file=text_attr(ep.attrs.get("model_file", "")), image_convention=self.info.image_convention)
 
     def window(self, name: str, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         """Model-oriented agentview frames and actions [start, stop) of one demo, read without loading
@@ -194,8 +239,9 @@ class DemoFile:
         return model_oriented(frames, self.info.image_convention), actions
 
     def length(self, name: str) -> int:
-        """Steps of one demo, from its actions' shape alone."""
-        return int(self._episode(name)["actions"].shape[0])
+        """Steps of one demo, from its datasets' shapes alone."""
+        self._episode(name)
+        return self._steps[name]
 
     def close(self) -> None:
         self._file.close()
@@ -205,6 +251,40 @@ class DemoFile:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def task_for_file(path: str | Path, bddl_file_name: str = "") -> TaskSpec | None:
+    """The LIBERO task named by a demo file's name, `<task name>_demo.hdf5` (as LIBERO's, the
+    reference's and our writers name them), or else by its bddl file's name; None if neither does."""
+    by_name = {t.name: t for t in all_tasks()}
+    for stem in (Path(path).stem.removesuffix("_demo"), Path(bddl_file_name).stem):
+        if stem in by_name:
+            return by_name[stem]
+    return None
+
+
+def regenerate_command(path: str | Path, task: TaskSpec | None, out_dir: str = "data/demos") -> str:
+    """The shell command that regenerates a raw official demo file the reference's way into `out_dir`."""
+    suite, index = (repr(task.suite), task.index) if task else ("'<suite>'", "<task index>")
+    return (f'python -c "from worldvla_dist.data.demo_generation import regenerate_demo_file; '
+            f'regenerate_demo_file({str(path)!r}, {suite}, {index}, {out_dir!r})"')
+
+
+def require_regenerated(demo_file: DemoFile) -> None:
+    """Raises LiberoDataError for a raw official LIBERO file (source "official"): LIBERO's recorder
+    stores each frame after its action and keeps the no-ops, so its frames and actions are one step
+    apart from what WorldVLA trains on. Files of ours and the reference's *_no_noops files pass."""
+    if demo_file.source != "official":
+        return
+    evidence = ""
+    if demo_file.names:  # actions are small: count the no-ops of the first demo as evidence
+        first = demo_file.names[0]
+        actions = demo_file._read(demo_file._episode(first), "actions")
+        evidence = f"; {int(noop_mask(actions).sum())} of {len(actions)} actions of {first} are no-ops"
+    raise LiberoDataError(
+        f"{demo_file.path}: a raw LIBERO demo file (LIBERO's data attributes, not written by worldvla_dist{evidence}): "
+        f"its frames are recorded after their actions and no-ops are kept. Regenerate it first (frames before "
+        f"actions, no-ops dropped): {regenerate_command(demo_file.path, demo_file.task)}")
 
 
 def noop_mask(actions: np.ndarray) -> np.ndarray:

@@ -5,8 +5,9 @@ import h5py
 import numpy as np
 import pytest
 
-from worldvla_dist.data.libero_hdf5 import (Demo, DemoFile, DemoFileInfo, LiberoDataError, is_validation, noop_mask,
-                                            write_demo_file)
+from worldvla_dist.data.libero_hdf5 import (WRITER_ATTR, Demo, DemoFile, DemoFileInfo, LiberoDataError, is_validation,
+                                            noop_mask, require_regenerated, write_demo_file)
+from worldvla_dist.envs.libero_tasks import find_task
 
 
 def fake_demo(t: int, seed: int) -> Demo:
@@ -163,3 +164,128 @@ def test_a_window_reads_the_same_frames_and_actions_as_the_whole_demo(tmp_path, 
         np.testing.assert_array_equal(actions, whole.actions[2:6])
         with pytest.raises(LiberoDataError, match="no demo 'demo_7'"):
             f.window("demo_7", 0, 1)
+
+
+def write_reference_no_noops_file(path, demo_steps: dict[int, int], size: int = 16, seed: int = 0) -> None:
+    """A file exactly as alibaba-damo-academy/WorldVLA worldvla/libero_util/
+    regenerate_libero_dataset_filter_no_op.py writes it: no /data attributes at all, demo_<i> kept
+    under its original index (failed replays leave gaps), no demo attributes, actions from a list."""
+    rng = np.random.default_rng(seed)
+    with h5py.File(path, "w") as f:
+        grp = f.create_group("data")
+        for i, t in demo_steps.items():
+            ee_states = [rng.normal(size=6) for _ in range(t)]
+            ep_data_grp = grp.create_group(f"demo_{i}")
+            obs_grp = ep_data_grp.create_group("obs")
+            obs_grp.create_dataset("gripper_states", data=np.stack([rng.normal(size=2) for _ in range(t)], axis=0))
+            obs_grp.create_dataset("joint_states", data=np.stack([rng.normal(size=7) for _ in range(t)], axis=0))
+            obs_grp.create_dataset("ee_states", data=np.stack(ee_states, axis=0))
+            obs_grp.create_dataset("ee_pos", data=np.stack(ee_states, axis=0)[:, :3])
+            obs_grp.create_dataset("ee_ori", data=np.stack(ee_states, axis=0)[:, 3:])
+            obs_grp.create_dataset("agentview_rgb", data=rng.integers(0, 256, (t, size, size, 3), dtype=np.uint8))
+            obs_grp.create_dataset("eye_in_hand_rgb", data=rng.integers(0, 256, (t, size, size, 3), dtype=np.uint8))
+            ep_data_grp.create_dataset("actions", data=[rng.uniform(-1, 1, 7) for _ in range(t)])
+            ep_data_grp.create_dataset("states", data=np.stack([rng.normal(size=79) for _ in range(t)]))
+            ep_data_grp.create_dataset("robot_states", data=np.stack([rng.normal(size=9) for _ in range(t)], axis=0))
+            dones = np.zeros(t).astype(np.uint8)
+            dones[-1] = 1
+            ep_data_grp.create_dataset("rewards", data=dones.copy())
+            ep_data_grp.create_dataset("dones", data=dones)
+
+
+def write_official_raw_file(path, task, actions: np.ndarray, size: int = 16) -> None:
+    """A raw file as LIBERO's scripts/create_dataset.py writes it (Lifelong-Robot-Learning/LIBERO):
+    its data attributes, env_args of LIBERO's kind, frames recorded after their actions."""
+    t = len(actions)
+    bddl = f"/home/user/LIBERO/libero/libero/bddl_files/{task.suite}/{task.name}.bddl"
+    with h5py.File(path, "w") as f:
+        grp = f.create_group("data")
+        grp.attrs["env_name"] = "Libero_Tabletop_Manipulation"
+        grp.attrs["problem_info"] = json.dumps({"problem_name": "libero_tabletop_manipulation",
+                                                "domain_name": "robosuite", "language_instruction": task.language})
+        grp.attrs["macros_image_convention"] = "opengl"
+        grp.attrs["bddl_file_name"] = bddl
+        grp.attrs["bddl_file_content"] = "(define (problem LIBERO_Tabletop_Manipulation) ...)"
+        grp.attrs["env_args"] = json.dumps({"type": 1, "env_name": "Libero_Tabletop_Manipulation",
+                                            "problem_name": "libero_tabletop_manipulation", "bddl_file": bddl,
+                                            "env_kwargs": {"control_freq": 20, "camera_heights": 128}})
+        ep = grp.create_group("demo_0")
+        obs = ep.create_group("obs")
+        obs.create_dataset("agentview_rgb", data=np.zeros((t, size, size, 3), np.uint8))
+        obs.create_dataset("eye_in_hand_rgb", data=np.zeros((t, size, size, 3), np.uint8))
+        obs.create_dataset("ee_pos", data=np.zeros((t, 3)))
+        ep.create_dataset("actions", data=actions)
+        ep.create_dataset("states", data=np.zeros((t, 79)))
+        ep.create_dataset("robot_states", data=np.zeros((t, 9)))
+        ep.create_dataset("rewards", data=np.eye(1, t, t - 1, dtype=np.uint8)[0])
+        ep.create_dataset("dones", data=np.eye(1, t, t - 1, dtype=np.uint8)[0])
+        ep.attrs["num_samples"], ep.attrs["model_file"], ep.attrs["init_state"] = t, "<mujoco/>", np.zeros(79)
+        grp.attrs["num_demos"], grp.attrs["total"] = 1, t
+
+
+def test_the_references_no_noops_file_is_read_with_its_task_from_the_file_name(tmp_path):
+    task = find_task("libero_goal", 3)
+    folder = tmp_path / "libero_goal_no_noops"
+    folder.mkdir()
+    path = folder / f"{task.name}_demo.hdf5"
+    write_reference_no_noops_file(path, {0: 4, 2: 6, 10: 3})  # demo_1 and demo_3..9 failed their replay
+    with DemoFile(path) as f:
+        assert f.source == "no_noops" and f.task == task
+        assert f.names == ["demo_0", "demo_2", "demo_10"]
+        assert f.info.language_instruction == task.language
+        assert f.info.bddl_file_name == f"libero_goal/{task.name}.bddl"
+        demo = f["demo_2"]
+        assert len(demo) == f.length("demo_2") == 6 and demo.actions.dtype == np.float64
+        assert set(demo.proprio) == {"ee_pos", "ee_ori", "ee_states", "gripper_states", "joint_states"}
+        assert demo.eye_in_hand.shape == (6, 16, 16, 3) and demo.dones.tolist() == [0, 0, 0, 0, 0, 1]
+        frames, actions = f.window("demo_10", 1, 3)
+        np.testing.assert_array_equal(frames, f["demo_10"].model_images()[1:3])  # stored upside down, as rendered
+        assert actions.shape == (2, 7)
+        require_regenerated(f)  # the reference's regeneration: frames before actions, no-ops dropped
+
+
+def test_a_file_without_attributes_whose_name_is_no_task_is_named(tmp_path):
+    path = tmp_path / "my_own_task_demo.hdf5"
+    write_reference_no_noops_file(path, {0: 3})
+    with pytest.raises(LiberoDataError, match=r"my_own_task_demo.hdf5: /data has no attributes .* "
+                                              r"'my_own_task' is no task of libero_10, libero_90, "):
+        DemoFile(path)
+
+
+def test_a_raw_official_file_is_read_but_refused_for_training_with_the_command_that_regenerates_it(tmp_path):
+    task = find_task("libero_spatial", 4)
+    actions = np.zeros((8, 7))
+    actions[:, 6] = -1
+    actions[3:6, 0] = 0.3  # three leading no-ops, two trailing ones
+    path = tmp_path / f"{task.name}_demo.hdf5"
+    write_official_raw_file(path, task, actions)
+    with DemoFile(path) as f:
+        assert f.source == "official" and f.task == task
+        assert f.info.language_instruction == task.language and f.info.env_args["type"] == 1
+        assert len(f["demo_0"]) == 8  # readable: regenerate_demo_file replays its actions
+        with pytest.raises(LiberoDataError) as raised:
+            require_regenerated(f)
+    message = str(raised.value)
+    assert message.startswith(f"{path}: a raw LIBERO demo file") and "5 of 8 actions of demo_0 are no-ops" in message
+    assert ("python -c \"from worldvla_dist.data.demo_generation import regenerate_demo_file; "
+            f"regenerate_demo_file('{path}', 'libero_spatial', 4, 'data/demos')\"") in message
+    # renamed: the task still comes from its bddl file's name
+    renamed = path.rename(tmp_path / "downloaded.hdf5")
+    with DemoFile(renamed) as f, pytest.raises(LiberoDataError, match=r"'libero_spatial', 4, 'data/demos'"):
+        require_regenerated(f)
+
+
+def test_our_files_are_told_apart_from_official_ones_by_their_marker_or_their_env_args(tmp_path):
+    path = write_demo_file(tmp_path / "x_demo.hdf5", INFO, [fake_demo(3, 0)])
+    with DemoFile(path) as f:
+        assert f.source == "ours" and f.task is None
+        require_regenerated(f)
+    with h5py.File(path, "a") as f:  # written before the marker: demo_generation.file_info's env_args
+        del f["data"].attrs[WRITER_ATTR]
+        f["data"].attrs["env_args"] = json.dumps({"env_name": "x", "suite": "libero_goal", "task": 3})
+    with DemoFile(path) as f:
+        assert f.source == "ours"
+    with h5py.File(path, "a") as f:
+        f["data"].attrs["env_args"] = json.dumps({"type": 1, "env_name": "x"})
+    with DemoFile(path) as f:
+        assert f.source == "official"
