@@ -11,16 +11,19 @@ from worldvla_dist.sequences.samples import TokenSample
 from worldvla_dist.sequences.token_space import TokenSpace
 
 
-def episode_samples(tokens: TokenSpace, codes: torch.Tensor, actions: np.ndarray, instruction: str,
+def episode_samples(tokens: TokenSpace, frames: torch.Tensor, actions: np.ndarray, instruction: str,
                     history_frames: int = 2, chunk: int = 5) -> tuple[list[TokenSample], list[TokenSample]]:
-    """codes (T+1, rows, cols) of frames 0..T, actions (T, 7). Action samples exist for every t with a
-    full chunk t..t+K-1 ahead; at t < M-1 the history is shorter (one frame at t = 0)."""
-    if len(codes) != len(actions) + 1:
-        raise TokenizationError(f"episode_samples: expected T+1 frames for T actions, got {len(codes)} frames "
-                                f"and {len(actions)} actions")
+    """frames (T, rows, cols) VQ codes and actions (T, 7) of one episode, frame t observed before
+    action t (the recorded layout). Action samples for t = 0..T-K: frames t-M+1..t (one frame at t = 0,
+    fewer than M before t = M-1) -> actions t..t+K-1. World samples for t = 0..T-2: frame t + action t
+    -> frame t+1 (the last action's resulting frame is not recorded)."""
+    if len(frames) != len(actions):
+        raise TokenizationError(f"episode_samples: expected one frame per action (frame t before action t), got "
+                                f"{len(frames)} frames and {len(actions)} actions")
+    steps = len(actions)
     action_samples = [
-        tokens.samples.action_sample(instruction, list(codes[max(0, t - history_frames + 1): t + 1]),
+        tokens.samples.action_sample(instruction, list(frames[max(0, t - history_frames + 1): t + 1]),
                                      actions[t:t + chunk])
-        for t in range(len(actions) - chunk + 1)]
-    world_samples = [tokens.samples.world_sample(codes[t], actions[t], codes[t + 1]) for t in range(len(actions))]
+        for t in range(steps - chunk + 1)]
+    world_samples = [tokens.samples.world_sample(frames[t], actions[t], frames[t + 1]) for t in range(steps - 1)]
     return action_samples, world_samples

@@ -21,9 +21,7 @@ def tokenize_demo_file(tokens: TokenSpace, path: str | Path, history_frames: int
             demo = f[name]
             frames = demo.model_images()
             codes = torch.cat([tokens.images.encode(frames[i:i + batch_size]) for i in range(0, len(frames), batch_size)])
-            # the last action's resulting frame is not stored: world samples stop one step short
-            actions = demo.actions[: len(codes) - 1]
-            action_samples, world_samples = episode_samples(tokens, codes, actions, f.info.language_instruction,
+            action_samples, world_samples = episode_samples(tokens, codes, demo.actions, f.info.language_instruction,
                                                             history_frames, chunk)
             trajectory = trajectory_key(path, name)
             split = "val" if is_validation(trajectory) else "train"

@@ -9,10 +9,10 @@ from tests.conftest import random_actions, random_codes
 
 
 def test_counts_and_history(tokens):
-    codes = random_codes(tokens, 9, seed=0)  # 8 steps
+    codes = random_codes(tokens, 8, seed=0)  # T = 8 frames, frame t observed before action t
     actions = random_actions(8, seed=0)
     action_samples, world_samples = episode_samples(tokens, codes, actions, "open the drawer", history_frames=2, chunk=5)
-    assert len(action_samples) == 4 and len(world_samples) == 8
+    assert len(action_samples) == 8 - 5 + 1 and len(world_samples) == 8 - 1
     n_img = tokens.layout.num_tokens
     # t = 0 has one history frame, later steps two
     assert len(action_samples[1].input_ids) - len(action_samples[0].input_ids) == n_img
@@ -23,13 +23,27 @@ def test_counts_and_history(tokens):
     assert np.array_equal(world_samples[3].input_ids, tokens.samples.world_sample(codes[3], actions[3], codes[4]).input_ids)
 
 
+def test_the_last_full_chunk_and_the_last_recorded_transition_are_samples(tokens):
+    codes, actions = random_codes(tokens, 9, seed=2), random_actions(9, seed=2)
+    action_samples, world_samples = episode_samples(tokens, codes, actions, "x", history_frames=2, chunk=5)
+    last = tokens.samples.action_sample("x", [codes[3], codes[4]], actions[4:9])  # t = T-K: actions T-K..T-1
+    assert np.array_equal(action_samples[-1].input_ids, last.input_ids)
+    assert np.array_equal(action_samples[-1].labels, last.labels)
+    assert np.array_equal(world_samples[-1].input_ids, tokens.samples.world_sample(codes[7], actions[7], codes[8]).input_ids)
+
+
+def test_a_short_episode_has_world_samples_and_no_action_sample(tokens):
+    a, w = episode_samples(tokens, random_codes(tokens, 4, 3), random_actions(4, 3), "x", chunk=5)
+    assert a == [] and len(w) == 3
+
+
 def test_frame_action_mismatch_is_an_error(tokens):
-    with pytest.raises(TokenizationError, match="expected T\\+1 frames for T actions, got 8 frames and 8 actions"):
-        episode_samples(tokens, random_codes(tokens, 8, 0), random_actions(8, 0), "x")
+    with pytest.raises(TokenizationError, match="expected one frame per action .* got 9 frames and 8 actions"):
+        episode_samples(tokens, random_codes(tokens, 9, 0), random_actions(8, 0), "x")
 
 
 def test_mixed_batches_keep_the_ratio(tokens):
-    codes = random_codes(tokens, 9, seed=1)
+    codes = random_codes(tokens, 8, seed=1)
     a, w = episode_samples(tokens, codes, random_actions(8, 1), "x")
     batch = next(mixed_batches(a, w, batch_size=8, world_fraction=0.25))
     assert [s.kind for s in batch].count("world") == 2 and len(batch) == 8

@@ -9,7 +9,7 @@ from tests.conftest import random_actions, random_codes
 
 
 def test_shard_round_trip(tmp_path, tokens):
-    a, w = episode_samples(tokens, random_codes(tokens, 9, 0), random_actions(8, 0), "open the drawer")
+    a, w = episode_samples(tokens, random_codes(tokens, 8, 0), random_actions(8, 0), "open the drawer")
     records = [ShardRecord(s, "val" if i % 3 == 0 else "train", f"t/{i}") for i, s in enumerate(a + w)]
     counts = write_shard(tmp_path / "s" / "task.msgpack", records)
     assert counts == (len(a), len(w), sum(r.split == "val" for r in records))
@@ -24,7 +24,7 @@ def test_shard_round_trip(tmp_path, tokens):
 
 
 def test_truncated_shard_and_missing_index_are_named(tmp_path, tokens):
-    a, _ = episode_samples(tokens, random_codes(tokens, 7, 1), random_actions(6, 1), "x")
+    a, _ = episode_samples(tokens, random_codes(tokens, 6, 1), random_actions(6, 1), "x")
     path = tmp_path / "t.msgpack"
     write_shard(path, [ShardRecord(s, "train", "x") for s in a])
     path.write_bytes(path.read_bytes()[:-10])
