@@ -47,7 +47,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--preset", default=None, help="worldvla-256 / worldvla-512 for reference checkpoints")
     p.add_argument("--demos", required=True, type=Path, help="folder of LIBERO *_demo.hdf5 files (ours or official)")
     p.add_argument("--split", choices=["validation", "all"], default="validation",
-                   help="trajectories to start from (the deterministic 90/10 split's validation side by default)")
+                   help="trajectories to start from (the held-out side of our stable split by default)")
     p.add_argument("--mode", choices=MODES, default="replay")
     p.add_argument("--horizon", type=int, default=50, help="frames per rollout")
     p.add_argument("--rollouts", type=int, default=100)

@@ -4,7 +4,7 @@
     ray job submit --working-dir . -- python jobs/train_tokenizer.py --demos data/demos --out data/tokenizer
     python jobs/train_tokenizer.py --demos data/demos --steps 600 --out data/tokenizer
 
-Reports reconstruction PSNR on frames of held-out trajectories (the 90/10 split). Skips the work if
+Reports reconstruction PSNR on frames of held-out trajectories (our stable split, data/split.py). Skips the work if
 --out already holds a tokenizer, unless --force.
 """
 
@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from worldvla_dist.data.libero_hdf5 import DemoFile, is_validation, trajectory_key
+from worldvla_dist.data.libero_hdf5 import DemoFile
+from worldvla_dist.data.split import TRAIN, assign_splits
 from worldvla_dist.model.presets import MODEL_PRESETS
 from worldvla_dist.sequences.token_space import TOKENIZER_FILES, TokenSpace
 from worldvla_dist.tokenizers.vqgan_training import reconstruction_psnr, train_vqgan
@@ -47,11 +48,12 @@ def load_frames(demos: Path, stride: int) -> tuple[np.ndarray, np.ndarray]:
     files = sorted(demos.rglob("*_demo.hdf5"))
     if not files:
         raise SystemExit(f"no *_demo.hdf5 files under {demos}; run jobs/make_demos.py first")
+    splits = assign_splits(files, "stable")
     for path in files:
         with DemoFile(path) as f:
             for name in f.names:
                 frames = f[name].model_images()[::stride]
-                (val if is_validation(trajectory_key(path, name)) else train).append(frames)
+                (train if splits[path][name] == TRAIN else val).append(frames)
     if not val:  # tiny data sets: hold out the last trajectory rather than nothing
         if len(train) < 2:
             raise SystemExit(f"{demos}: {len(train)} recorded trajectory; training and reporting a held-out PSNR "

@@ -56,7 +56,7 @@ def test_quick_demo_runs_the_whole_pipeline_and_its_jobs_resume(tmp_path):
     assert expert[0]["expert_successes"] == 2 and expert[0]["kept_demos"] == 2
     (entry,) = read_index(shards)
     actions, worlds = load_samples(shards, "train")
-    val_actions, val_worlds = load_samples(shards, "val")
+    val_actions, val_worlds = load_samples(shards, "val_ind")
     assert len(actions) + len(val_actions) == entry.num_action > 0 and len(worlds) + len(val_worlds) == entry.num_world
     space = TokenSpace.from_tokenizer_dir(tok, 128)
     assert (actions or val_actions)[0].input_ids[0] == space.vocab.bos_id

@@ -12,12 +12,11 @@ upside down); `Demo.model_images()` turns them into what WorldVLA sees. Three ki
 (`DemoFile.source`): "ours" (write_demo_file), "no_noops" (the reference's regenerated files: no
 `data` attributes; the task comes from the file name) and "official" (raw LIBERO files: frames
 recorded after their actions, no-ops in; `require_regenerated` refuses them). Also here: the
-reference's no-op filter and the deterministic 90/10 trajectory split.
+reference's no-op filter (the train / held-out split is in split.py).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -304,15 +303,3 @@ def noop_mask(actions: np.ndarray) -> np.ndarray:
             kept_gripper = action[6]
     return mask
 
-
-def trajectory_key(path: str | Path, demo_name: str) -> str:
-    """`<suite>/<task name>/<demo>` for a demo of `<suite>/<task name>_demo.hdf5`: the split's key."""
-    path = Path(path)
-    return f"{path.parent.name}/{path.stem.removesuffix('_demo')}/{demo_name}"
-
-
-def is_validation(trajectory_key: str, val_fraction: float = 0.1) -> bool:
-    """Deterministic 90/10 split by trajectory: the same key lands on the same side on every machine,
-    whatever order files are listed in."""
-    digest = hashlib.sha256(trajectory_key.encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2 ** 64 < val_fraction

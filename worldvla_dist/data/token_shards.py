@@ -1,5 +1,6 @@
 """Pre-tokenised samples on disk: one msgpack shard per demo file (length-prefixed records), and an
-index that says what each shard holds. Training reads these instead of images."""
+index that says what each shard holds. Training reads these instead of images. Shards and indexes
+written before the split had val_ind / val_ood read back with their "val" as "val_ind"."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from worldvla_dist.data.split import SPLITS, TRAIN, VAL_IND, VAL_OOD
 from worldvla_dist.errors import WorldVLAError
 from worldvla_dist.runtime.codec import pack, unpack
 from worldvla_dist.sequences.samples import TokenSample
@@ -18,6 +20,7 @@ from worldvla_dist.sequences.samples import TokenSample
 INDEX_JSON = "index.json"
 _LEN = struct.Struct("<I")
 RECORD_FIELDS = ("kind", "input_ids", "labels", "split", "trajectory")
+LEGACY_SPLIT = "val"  # the one held-out tag of shards written before val_ind / val_ood: our stable side
 
 
 @dataclass(frozen=True)
@@ -26,32 +29,35 @@ class ShardEntry:
     task: str
     num_action: int
     num_world: int
-    num_val: int
+    num_val_ind: int  # samples of held-out trajectories of trained tasks
+    num_val_ood: int  # samples of held-out tasks (the reference split only)
 
 
 @dataclass
 class ShardRecord:
     sample: TokenSample
-    split: str  # "train" or "val"
-    trajectory: str
+    split: str  # "train", "val_ind" or "val_ood" (worldvla_dist.data.split)
+    trajectory: str  # split.trajectory_key: <suite>/<task>/<demo>
 
 
-def write_shard(path: str | Path, records: Iterable[ShardRecord]) -> tuple[int, int, int]:
-    """Writes records atomically; returns (action, world, val) counts."""
+def write_shard(path: str | Path, records: Iterable[ShardRecord]) -> tuple[int, int, int, int]:
+    """Writes records atomically; returns (action, world, val_ind, val_ood) sample counts."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".partial")
-    counts = {"action": 0, "world": 0, "val": 0}
+    counts = dict.fromkeys(("action", "world", *SPLITS), 0)
     with tmp.open("wb") as f:
         for r in records:
+            if r.split not in SPLITS:
+                raise WorldVLAError(f"write_shard {path}: split must be one of {SPLITS}, got {r.split!r}")
             blob = pack({"kind": r.sample.kind, "input_ids": r.sample.input_ids.astype(np.int32),
                          "labels": r.sample.labels.astype(np.int32), "split": r.split, "trajectory": r.trajectory})
             f.write(_LEN.pack(len(blob)))
             f.write(blob)
             counts[r.sample.kind] += 1
-            counts["val"] += r.split == "val"
+            counts[r.split] += 1
     tmp.replace(path)
-    return counts["action"], counts["world"], counts["val"]
+    return counts["action"], counts["world"], counts[VAL_IND], counts[VAL_OOD]
 
 
 def read_shard(path: str | Path) -> Iterator[ShardRecord]:
@@ -64,7 +70,7 @@ def read_shard(path: str | Path) -> Iterator[ShardRecord]:
                 raise WorldVLAError(f"{path}: truncated record ({len(blob)} of {size} bytes)")
             m = unpack(blob, RECORD_FIELDS)
             sample = TokenSample(m["input_ids"].astype(np.int64), m["labels"].astype(np.int64), m["kind"])
-            yield ShardRecord(sample, m["split"], m["trajectory"])
+            yield ShardRecord(sample, VAL_IND if m["split"] == LEGACY_SPLIT else m["split"], m["trajectory"])
 
 
 def write_index(folder: str | Path, entries: list[ShardEntry]) -> Path:
@@ -77,11 +83,17 @@ def read_index(folder: str | Path) -> list[ShardEntry]:
     path = Path(folder) / INDEX_JSON
     if not path.is_file():
         raise WorldVLAError(f"{folder}: no {INDEX_JSON}; run jobs/prepare_data.py first")
-    return [ShardEntry(**e) for e in json.loads(path.read_text())["shards"]]
+    entries = json.loads(path.read_text())["shards"]
+    for e in entries:
+        if "num_val" in e:  # an index written before val_ind / val_ood
+            e.update(num_val_ind=e.pop("num_val"), num_val_ood=0)
+    return [ShardEntry(**e) for e in entries]
 
 
-def load_samples(folder: str | Path, split: str = "train") -> tuple[list[TokenSample], list[TokenSample]]:
-    """All (action, world) samples of one split from a shard folder."""
+def load_samples(folder: str | Path, split: str = TRAIN) -> tuple[list[TokenSample], list[TokenSample]]:
+    """All (action, world) samples of one split ("train", "val_ind" or "val_ood") from a shard folder."""
+    if split not in SPLITS:
+        raise WorldVLAError(f"load_samples: split must be one of {SPLITS}, got {split!r}")
     actions, worlds = [], []
     for entry in read_index(folder):
         for r in read_shard(Path(folder) / entry.file):

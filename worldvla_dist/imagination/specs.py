@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from worldvla_dist.data.libero_hdf5 import DemoFile, LiberoDataError, is_validation, trajectory_key
+from worldvla_dist.data.libero_hdf5 import DemoFile, LiberoDataError
+from worldvla_dist.data.split import TRAIN, assign_splits, trajectory_key
 from worldvla_dist.errors import WorldVLAError
 
 MODES = ("replay", "dream")
@@ -81,7 +82,7 @@ def read_window(spec: RolloutSpec) -> Window:
 def plan_rollouts(demos: str | Path, count: int, horizon: int, mode: str = "replay", videos: int = 0,
                   split: str = "validation") -> tuple[list[RolloutSpec], str]:
     """Up to `count` windows of `horizon` frames from the demo files under `demos`, spread round-robin over
-    the trajectories of the deterministic 90/10 split's validation side (`split="validation"`), each
+    the held-out trajectories of our stable split (data/split.py, `split="validation"`), each
     trajectory's starts spaced along it. Falls back to every trajectory when no validation trajectory
     is long enough, and says so in the second value ("validation" or "all")."""
     if mode not in MODES or split not in ("validation", "all"):
@@ -90,13 +91,17 @@ def plan_rollouts(demos: str | Path, count: int, horizon: int, mode: str = "repl
     if not files:
         raise InvalidRollout(f"plan_rollouts: no *_demo.hdf5 files under {demos}")
     lengths: dict[tuple[str, str], int] = {}
+    held_out: set[tuple[str, str]] = set()
+    splits = assign_splits(files, "stable")
     for path in files:
         with DemoFile(path) as f:
             for name in f.names:
                 lengths[(str(path.resolve()), name)] = f.length(name)
+                if splits[path][name] != TRAIN:
+                    held_out.add((str(path.resolve()), name))
     usable = {k: n for k, n in lengths.items() if n > horizon}
     used = split
-    chosen = {k: n for k, n in usable.items() if is_validation(trajectory_key(*k))} if split == "validation" else usable
+    chosen = {k: n for k, n in usable.items() if k in held_out} if split == "validation" else usable
     if not chosen:
         chosen, used = usable, "all"
     if not chosen:

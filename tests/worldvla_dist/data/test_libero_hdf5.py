@@ -5,8 +5,8 @@ import h5py
 import numpy as np
 import pytest
 
-from worldvla_dist.data.libero_hdf5 import (WRITER_ATTR, Demo, DemoFile, DemoFileInfo, LiberoDataError, is_validation,
-                                            noop_mask, require_regenerated, write_demo_file)
+from worldvla_dist.data.libero_hdf5 import (WRITER_ATTR, Demo, DemoFile, DemoFileInfo, LiberoDataError, noop_mask,
+                                            require_regenerated, write_demo_file)
 from worldvla_dist.envs.libero_tasks import find_task
 
 
@@ -140,14 +140,6 @@ def test_noop_mask_matches_the_reference_loop_on_random_demos():
 def test_noop_mask_rejects_actions_of_the_wrong_shape(shape):
     with pytest.raises(LiberoDataError, match=rf"expected actions \(T, 7\), got shape {re.escape(str(shape))}"):
         noop_mask(np.zeros(shape))
-
-
-def test_split_is_deterministic_and_about_ten_percent():
-    keys = [f"libero_spatial/{t}/demo_{i}" for t in range(10) for i in range(50)]
-    val = [k for k in keys if is_validation(k)]
-    assert val == [k for k in reversed(keys) if is_validation(k)][::-1]
-    assert 0.06 < len(val) / len(keys) < 0.14
-    assert is_validation("x", 0.0) is False and is_validation("x", 1.0) is True
 
 
 @pytest.mark.parametrize("convention", ["opengl", "opencv"])
