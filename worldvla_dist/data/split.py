@@ -12,8 +12,9 @@ stable (ours, the default): a demo is "val_ind" when identity % 10 == 1, else "t
 - Every task whose trials 0..n-1 (n >= 2) were all kept holds trial 1 out, and a task of one demo
   trains on it. Offset 1 rather than a task-dependent one is what gives small tasks that guarantee;
   LIBERO's init states are drawn independently per task, so trial 1 is no special state.
-- Caveat: under the group-name fallback, a failed replay renumbers the later demos of its file (the
-  writer keeps demo_0.. consecutive), which moves them; `source_index` makes the rule stable. With
+- Caveat: under the group-name fallback, a failed replay renumbers the later demos of a file whose
+  writer keeps demo_0.. consecutive (ours does; the reference's regenerated files keep the gaps), which
+  moves them; `source_index` makes the rule stable. With
   `source_index`, a task whose trials 1, 11, 21, ... all failed to replay has no held-out demo.
 The sha256-of-the-key split it replaces left one of the 40 LIBERO tasks with nothing held out.
 
@@ -21,7 +22,8 @@ reference (WorldVLA's action_model_conv_generation.py and world_model_conv_gener
 (the reference's base_dir), tasks sorted by folder name (our file name without `_demo.hdf5`), those
 from index ceil(0.9 n) on are val_ood; within every other task, trajectory folders `trj_<identity>`
 sorted as strings, those from index ceil(0.9 m) on are val_ind. String order makes trj_5..trj_9 the
-held-out five of a 50-demo task; a suite of one task has no val_ood, a task of one demo no val_ind.
+held-out five of a 50-demo task; a suite of fewer than 10 tasks has no val_ood (ceil(0.9 n) = n),
+a task of fewer than 10 trajectories no val_ind.
 Which task is val_ood depends on which task files the demo folder holds.
 """
 
