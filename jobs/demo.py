@@ -90,7 +90,7 @@ def main() -> None:
 
     try:
         submit("jobs/make_demos.py", "--suites", args.suite, "--tasks", *args.tasks, "--trials", str(args.trials),
-               "--out", str(cache / "demos"))
+               "--image-size", "128", "--out", str(cache / "demos"))  # the tiny-cpu preset's resolution
         submit("jobs/train_tokenizer.py", "--demos", str(cache / "demos"), "--out", str(cache / "tokenizer"),
                "--steps", str(args.tokenizer_steps))
         submit("jobs/prepare_data.py", "--demos", str(cache / "demos"), "--tokenizer", str(cache / "tokenizer"),

@@ -9,6 +9,14 @@ expert's success per task (also written as `expert_success.md` / `.json` in --ou
 
     python jobs/make_demos.py --suites libero_spatial libero_object libero_goal libero_10 --no-record \
         --out runs/expert-table      # the expert's success on all 50 init states, no frames recorded
+
+The expert executes quantized actions (the reference tokenizer's bin centres), so every recorded demo
+replays to success once tokenized; a replay that fails is dropped ("kept" in the table).
+
+Official LIBERO files (raw, no-ops in) are regenerated the reference's way, at the model's resolution
+(256 px by default, as WorldVLA-256), the task taken from the file name or checked against --suites/--tasks:
+
+    python jobs/make_demos.py --regenerate ~/LIBERO/datasets/libero_object/*_demo.hdf5 --out data/demos
 """
 
 from __future__ import annotations
@@ -23,8 +31,8 @@ import ray
 from tqdm import tqdm
 
 from actors.ray_setup import init_ray
-from worldvla_dist.data.demo_generation import TaskDemoReport, demo_path, generate_task_demos
-from worldvla_dist.data.libero_hdf5 import DemoFile
+from worldvla_dist.data.demo_generation import (DEFAULT_IMAGE_SIZE_PX, TaskDemoReport, generate_task_demos,
+                                                regenerate_demo_file)
 from worldvla_dist.envs.libero_tasks import SUITES, TaskSpec, find_task, suite_tasks
 
 log = logging.getLogger("make_demos")
@@ -35,11 +43,14 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--suites", nargs="+", default=["libero_spatial"], choices=SUITES.names())
     p.add_argument("--tasks", nargs="*", default=None, help="task indices or names within each suite (default: all)")
     p.add_argument("--trials", type=int, default=50, help="init states per task (the suite has 50)")
-    p.add_argument("--image-size", type=int, default=128, help="the model's resolution")
+    p.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE_PX,
+                   help="the model's resolution (default: WorldVLA-256's; the tiny CPU preset uses 128)")
     p.add_argument("--max-steps", type=int, default=400)
     p.add_argument("--out", type=Path, default=Path("data/demos"))
     p.add_argument("--no-record", action="store_true",
                    help="only measure the expert's success (no rendered replays, no hdf5)")
+    p.add_argument("--regenerate", nargs="+", type=Path, default=None, metavar="HDF5",
+                   help="official LIBERO demo files to regenerate instead of running the expert")
     p.add_argument("--address", default=None, help="Ray address; default: RAY_ADDRESS or a local Ray")
     p.add_argument("--num-cpus", type=int, default=None, help="local Ray only: CPUs to use (default: all)")
     return p.parse_args()
@@ -52,34 +63,52 @@ def make_task_demos(suite: str, task: int, out: str, trials: int, image_size: in
                                       record=record))
 
 
+@ray.remote(num_cpus=1)
+def regenerate_file(source: str, suite: str | None, task: int | None, out: str, image_size: int) -> dict:
+    return asdict(regenerate_demo_file(source, suite, task, out, image_size_px=image_size))
+
+
 def report_path(out: Path, task: TaskSpec) -> Path:
     return out / task.suite / f"{task.name}_expert.json"
 
 
 def finished_report(out: Path, task: TaskSpec, record: bool) -> TaskDemoReport | None:
-    """The report of a task finished by an earlier run, or None. A demo file without its report
-    (written before reports were kept) reads as "cached"."""
-    path, demos = report_path(out, task), demo_path(out, task)
-    if path.exists() and (demos.exists() or not record):
-        return TaskDemoReport(**json.loads(path.read_text()))
-    if record and demos.exists():
-        with DemoFile(demos) as f:
-            return TaskDemoReport(task.suite, task.index, task.name, trials=-1, expert_successes=-1,
-                                  kept_demos=len(f), path=str(demos))
-    return None
+    """The report of a task finished by an earlier run (with frames recorded when `record`), or None."""
+    path = report_path(out, task)
+    if not path.exists():
+        return None
+    report = TaskDemoReport(**json.loads(path.read_text()))
+    return report if report.path or report.kept_demos == 0 or not record else None
 
 
 def table(reports: list[TaskDemoReport]) -> str:
-    lines = ["| suite | task | expert success | demos kept | name |", "|---|---|---|---|---|"]
+    """Per task: the expert's success, and how many of its successes were kept as demos (they replay
+    to success from the init state with the tokenized actions they record)."""
+    lines = ["| suite | task | expert success | kept: tokenized replay succeeds | name |", "|---|---|---|---|---|"]
     for r in sorted(reports, key=lambda r: (r.suite, r.task)):
-        rate = "cached" if r.trials < 0 else f"{r.expert_successes}/{r.trials} ({100 * r.expert_success_rate:.0f}%)"
-        lines.append(f"| {r.suite} | {r.task} | {rate} | {r.kept_demos} | {r.name} |")
+        rate = f"{r.expert_successes}/{r.trials} ({100 * r.expert_success_rate:.0f}%)"
+        lines.append(f"| {r.suite} | {r.task} | {rate} | {r.kept_demos}/{r.expert_successes} | {r.name} |")
     return "\n".join(lines)
 
 
-def main() -> None:
-    args = parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+def regenerate(args: argparse.Namespace) -> list[TaskDemoReport]:
+    """--regenerate: one Ray task per file; with one suite and one task given, each file is checked
+    against that task, else the task comes from the file."""
+    suite = args.suites[0] if args.tasks and len(args.suites) == 1 else None
+    task = (int(args.tasks[0]) if args.tasks[0].isdigit() else args.tasks[0]) if suite and len(args.tasks) == 1 else None
+    init_ray(args.address, args.num_cpus)
+    pending = {regenerate_file.remote(str(f), suite, task, str(args.out), args.image_size): f for f in args.regenerate}
+    reports = []
+    with tqdm(total=len(pending), desc="files", unit="file") as bar:
+        while pending:
+            (done,), _ = ray.wait(list(pending), num_returns=1)
+            pending.pop(done)
+            reports.append(TaskDemoReport(**ray.get(done)))
+            bar.update()
+    return reports
+
+
+def run_expert_tasks(args: argparse.Namespace) -> list[TaskDemoReport]:
     jobs, reports = [], []
     for suite in args.suites:
         tasks = [find_task(suite, t) for t in args.tasks] if args.tasks else suite_tasks(suite)
@@ -104,6 +133,18 @@ def main() -> None:
                 reports.append(report)
                 bar.update()
                 bar.set_postfix(last=f"{report.suite}/{report.task} {report.expert_successes}/{report.trials}")
+    return reports
+
+
+def main() -> None:
+    args = parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.regenerate:
+        reports = regenerate(args)
+        log.info("regenerated\n%s", "\n".join(f"{r.suite}/{r.task}: {r.kept_demos} of {r.trials} demos replayed to "
+                                               f"success -> {r.path or 'no file'}" for r in reports))
+        return
+    reports = run_expert_tasks(args)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "expert_success.json").write_text(json.dumps([asdict(r) for r in reports], indent=1))
     (args.out / "expert_success.md").write_text(table(reports) + "\n")

@@ -1,7 +1,10 @@
-"""Demonstrations in the official LIBERO format, the way the reference makes its training data:
-trajectories found without rendering (our scripted expert, or the actions of official demo files),
-then replayed at the model's resolution with both cameras, no-op actions dropped, and only the
-replays that succeed kept."""
+"""Demonstrations in the official LIBERO format, the way the reference makes its training data
+(regenerate_libero_dataset_filter_no_op.py): trajectories found without rendering (our scripted
+expert, or the actions of official demo files), then replayed at the model's resolution with both
+cameras, no-op actions dropped, and only the replays that end in success kept.
+
+The scripted expert executes quantized actions (bin centres within the reference bounds), so what it
+records is exactly what the model can output: its demos replay to success once tokenized."""
 
 from __future__ import annotations
 
@@ -11,15 +14,28 @@ from typing import Callable
 
 import numpy as np
 
-from worldvla_dist.data.libero_hdf5 import Demo, DemoFile, DemoFileInfo, noop_mask, write_demo_file
+from worldvla_dist.data.libero_hdf5 import Demo, DemoFile, DemoFileInfo, LiberoDataError, noop_mask, write_demo_file
 from worldvla_dist.data.scripted_expert import run_expert
 from worldvla_dist.envs.libero_env import CAMERAS, LiberoEnv, LiberoEnvConfig
-from worldvla_dist.envs.libero_tasks import TaskSpec
+from worldvla_dist.envs.libero_tasks import TaskSpec, find_task
+from worldvla_dist.model.presets import MODEL_PRESETS
+from worldvla_dist.tokenizers.action_tokenizer import ActionTokenizer
+from worldvla_dist.tokenizers.vocabulary import Vocabulary
+
+# the reference regenerates at its model's resolution: 256 px for WorldVLA-256
+DEFAULT_IMAGE_SIZE_PX = MODEL_PRESETS.get("worldvla-256").image_size_px
+
+
+def action_quantizer() -> Callable[[np.ndarray], np.ndarray]:
+    """Actions -> the bin centres of the reference action tokenizer (bins and bounds do not depend on
+    the vocabulary's ids)."""
+    return ActionTokenizer(Vocabulary.tiny()).quantize
 
 
 @dataclass
 class TaskDemoReport:
-    """Outcome of one task: how many trials the expert solved and how many replays were kept."""
+    """Outcome of one task: how many trials the expert solved (for a regenerated file: how many of its
+    demos replayed to success) and how many replays were kept."""
 
     suite: str
     task: int
@@ -34,31 +50,46 @@ class TaskDemoReport:
         return self.expert_successes / max(self.trials, 1)
 
 
-def replay(env: LiberoEnv, actions: np.ndarray, start: Callable[[], None]) -> Demo | None:
-    """Replays `actions` (no-ops dropped) from `start()` rendering both cameras at every step; the
-    frame stored with action t is the one seen before taking it. None if the replay does not succeed."""
+def replay(env: LiberoEnv, actions: np.ndarray, start_state: np.ndarray, source_index: int | None = None) -> Demo | None:
+    """The reference's regeneration of one demo: from `start_state`, the wait steps (not recorded),
+    then every action that is not a no-op, recording both cameras before each; kept (not None) if
+    the env reports `done` after the last action, wherever success came first. As the reference,
+    states[0] is `start_state` itself and the later states are the sim's."""
     kept = actions[~noop_mask(actions)]
-    start()
+    if len(kept) == 0:
+        return None
+    env.reset_to_state(start_state, cameras=CAMERAS)
     frames = {c: [] for c in CAMERAS}
-    states, taken, proprio = [], [], {"ee_pos": [], "gripper_states": [], "joint_states": []}
+    states, proprio = [np.asarray(start_state)], {"ee_pos": [], "gripper_states": [], "joint_states": []}
     robot = env._env.env.robots[0]
     data = env.sim.data
-    for action in kept:
+    done = False
+    for i, action in enumerate(kept):
         for c in CAMERAS:
             frames[c].append(env.raw_image(c))
-        states.append(env.sim.get_state().flatten())
+        if i > 0:
+            states.append(env.sim.get_state().flatten())
         proprio["ee_pos"].append(np.array(data.site_xpos[robot.eef_site_id]))
         proprio["gripper_states"].append(np.array(data.qpos[robot._ref_gripper_joint_pos_indexes]))
         proprio["joint_states"].append(np.array(data.qpos[robot._ref_joint_pos_indexes]))
-        taken.append(action)
-        if env.step(action, cameras=CAMERAS) or env.truncated:
-            break
-    if not env.done:
+        done = env.replay_step(action, cameras=CAMERAS if i < len(kept) - 1 else ())
+    if not done:
         return None
-    return Demo(actions=np.asarray(taken), states=np.asarray(states), agentview=np.stack(frames["agentview"]),
+    return Demo(actions=np.asarray(kept), states=np.asarray(states), agentview=np.stack(frames["agentview"]),
                 eye_in_hand=np.stack(frames["robot0_eye_in_hand"]),
                 proprio={k: np.asarray(v) for k, v in proprio.items()},
-                model_file=env.sim.model.get_xml())
+                model_file=env.sim.model.get_xml(), source_index=source_index)
+
+
+def replays_to_success(env: LiberoEnv, actions: np.ndarray, start_state: np.ndarray) -> bool:
+    """`actions` (no-ops dropped) from `start_state` after the wait steps, without rendering: `done`
+    after the last one? The check that a demo's tokenized actions still solve its task."""
+    kept = actions[~noop_mask(actions)]
+    env.reset_to_state(start_state, cameras=())
+    done = False
+    for action in kept:
+        done = env.replay_step(action)
+    return bool(len(kept)) and done
 
 
 def file_info(env: LiberoEnv) -> DemoFileInfo:
@@ -76,42 +107,70 @@ def demo_path(out_dir: str | Path, task: TaskSpec) -> Path:
     return Path(out_dir) / task.suite / f"{task.name}_demo.hdf5"
 
 
-def generate_task_demos(suite: str, task: int, out_dir: str | Path, trials: int = 50, image_size_px: int = 128,
-                        max_steps: int = 400, on_trial: Callable[[int, bool], None] | None = None,
-                        record: bool = True) -> TaskDemoReport:
-    """Scripted expert on init states 0..trials-1 without rendering, then the successful ones
-    replayed with rendering into `out_dir/<suite>/<task name>_demo.hdf5`. `record=False` only
+def generate_task_demos(suite: str, task: int, out_dir: str | Path, trials: int = 50,
+                        image_size_px: int = DEFAULT_IMAGE_SIZE_PX, max_steps: int = 400,
+                        on_trial: Callable[[int, bool], None] | None = None, record: bool = True) -> TaskDemoReport:
+    """Scripted expert (quantized actions) on init states 0..trials-1 without rendering, then the
+    successful ones replayed with rendering into `out_dir/<suite>/<task name>_demo.hdf5`; a replay
+    that does not succeed is dropped, and no file is written when none does. `record=False` only
     measures the expert's success (no replay, no file): the success table costs a third as much."""
+    quantize = action_quantizer()
     with LiberoEnv(LiberoEnvConfig(suite, task, image_size_px=image_size_px, max_steps=max_steps)) as env:
         demos, solved = [], 0
         for trial in range(min(trials, env.num_trials)):
-            rollout = run_expert(env, trial)
+            rollout = run_expert(env, trial, quantize)
             solved += rollout.success
             if rollout.success and record:
-                demo = replay(env, rollout.actions, lambda t=trial: env.reset(t, cameras=CAMERAS))
+                demo = replay(env, rollout.actions, env.init_states[trial], source_index=trial)
                 if demo is not None:
                     demos.append(demo)
             if on_trial:
                 on_trial(trial, rollout.success)
         path = ""
-        if record:
-            path = str(demo_path(out_dir, env.task))
-            write_demo_file(path, file_info(env), demos)
+        if record and demos:
+            path = str(write_demo_file(demo_path(out_dir, env.task), file_info(env), demos))
         return TaskDemoReport(suite, env.task.index, env.task.name, min(trials, env.num_trials), solved, len(demos),
                               path)
 
 
-def regenerate_demo_file(source: str | Path, suite: str, task: int, out_dir: str | Path,
-                         image_size_px: int = 128) -> TaskDemoReport:
-    """An official LIBERO demo file -> the reference's regeneration: each demo replayed from its
-    first state at the model's resolution, no-ops dropped, failures discarded."""
-    with DemoFile(source) as original, LiberoEnv(LiberoEnvConfig(suite, task, image_size_px=image_size_px,
-                                                                 max_steps=10_000)) as env:
-        demos = []
-        for demo in original:
-            replayed = replay(env, demo.actions, lambda d=demo: env.reset_to_state(d.states[0], cameras=CAMERAS))
-            if replayed is not None:
-                demos.append(replayed)
-        path = demo_path(out_dir, env.task)
-        write_demo_file(path, file_info(env), demos)
-        return TaskDemoReport(suite, env.task.index, env.task.name, len(original), len(original), len(demos), str(path))
+def task_of_demo_file(source: DemoFile, suite: str | None = None, task: int | str | None = None) -> TaskSpec:
+    """The task whose demos `source` holds; with `suite` and `task` given, a file of another task is
+    refused (replayed in the wrong scene it could still "succeed" and be labelled with the wrong
+    instruction)."""
+    if suite is None or task is None:
+        if source.task is None:
+            raise LiberoDataError(f"{source.path}: neither its name nor its bddl file names a LIBERO task; "
+                                  f"give the suite and task it belongs to")
+        return source.task
+    wanted = find_task(suite, task)
+    if source.task is not None and source.task.name != wanted.name:
+        raise LiberoDataError(f"{source.path}: holds demos of {source.task.suite} task {source.task.index} "
+                              f"({source.task.name}), not of {wanted.key} ({wanted.name})")
+    if source.task is None and source.info.language_instruction != wanted.language:
+        raise LiberoDataError(f"{source.path}: its instruction {source.info.language_instruction!r} is not "
+                              f"{wanted.key}'s ({wanted.language!r})")
+    return wanted
+
+
+def regenerate_demo_file(source: str | Path, suite: str | None = None, task: int | str | None = None,
+                         out_dir: str | Path = "data/demos", image_size_px: int = DEFAULT_IMAGE_SIZE_PX,
+                         on_demo: Callable[[str, bool], None] | None = None) -> TaskDemoReport:
+    """An official LIBERO demo file -> the reference's regeneration (`replay`) of each of its demos
+    at the model's resolution, into `out_dir/<suite>/<task name>_demo.hdf5`. The task comes from the
+    file (its name or bddl file) unless `suite` and `task` are given, which must then match it."""
+    with DemoFile(source) as original:
+        spec = task_of_demo_file(original, suite, task)
+        with LiberoEnv(LiberoEnvConfig(spec.suite, spec.index, image_size_px=image_size_px, max_steps=None)) as env:
+            demos = []
+            for name in original.names:
+                demo = original[name]
+                if demo.states.shape[1] != env.state_size:
+                    raise LiberoDataError(f"{original.path}: {name} has states of size {demo.states.shape[1]}, but "
+                                          f"{spec.key} ({spec.name}) has {env.state_size}: a file of another scene")
+                replayed = replay(env, demo.actions, demo.states[0], source_index=int(name.split("_")[-1]))
+                if replayed is not None:
+                    demos.append(replayed)
+                if on_demo:
+                    on_demo(name, replayed is not None)
+            path = str(write_demo_file(demo_path(out_dir, spec), file_info(env), demos)) if demos else ""
+            return TaskDemoReport(spec.suite, spec.index, spec.name, len(original), len(demos), len(demos), path)

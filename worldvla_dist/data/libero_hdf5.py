@@ -50,6 +50,7 @@ class Demo:
     proprio: dict[str, np.ndarray] = field(default_factory=dict)  # ee_pos, gripper_states, ...
     model_file: str = ""
     image_convention: str = "opengl"
+    source_index: int | None = None  # init state (ours) or source demo number (regenerated): split.py keys on it
 
     def __post_init__(self) -> None:
         t = len(self.actions)
@@ -123,6 +124,8 @@ def write_demo_file(path: str | Path, info: DemoFileInfo, demos: list[Demo]) -> 
             ep.attrs["num_samples"] = len(demo)
             ep.attrs["model_file"] = demo.model_file
             ep.attrs["init_state"] = demo.states[0]
+            if demo.source_index is not None:
+                ep.attrs["source_index"] = int(demo.source_index)
         grp.attrs["num_demos"] = len(demos)
         grp.attrs["total"] = int(sum(len(d) for d in demos))
     tmp.replace(path)  # a crash mid-write never leaves a file that looks finished
@@ -228,7 +231,8 @@ class DemoFile:
                     eye_in_hand=self._read(ep, "obs/eye_in_hand_rgb", required=False),
                     rewards=required["rewards"], dones=required["dones"],
                     robot_states=self._read(ep, "robot_states", required=False), proprio=proprio,
-                    model_file=text_attr(ep.attrs.get("model_file", "")), image_convention=self.info.image_convention)
+                    model_file=text_attr(ep.attrs.get("model_file", "")), image_convention=self.info.image_convention,
+                    source_index=int(ep.attrs["source_index"]) if "source_index" in ep.attrs else None)
 
     def window(self, name: str, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         """Model-oriented agentview frames and actions [start, stop) of one demo, read without loading
@@ -264,9 +268,8 @@ def task_for_file(path: str | Path, bddl_file_name: str = "") -> TaskSpec | None
 
 def regenerate_command(path: str | Path, task: TaskSpec | None, out_dir: str = "data/demos") -> str:
     """The shell command that regenerates a raw official demo file the reference's way into `out_dir`."""
-    suite, index = (repr(task.suite), task.index) if task else ("'<suite>'", "<task index>")
-    return (f'python -c "from worldvla_dist.data.demo_generation import regenerate_demo_file; '
-            f'regenerate_demo_file({str(path)!r}, {suite}, {index}, {out_dir!r})"')
+    suite, index = (task.suite, task.index) if task else ("<suite>", "<task index>")
+    return f"python jobs/make_demos.py --regenerate {path} --suites {suite} --tasks {index} --out {out_dir}"
 
 
 def require_regenerated(demo_file: DemoFile) -> None:

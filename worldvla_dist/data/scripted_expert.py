@@ -512,16 +512,18 @@ class ExpertRollout:
 SETTLE_STEPS = 15  # after the plan ends, let a released object come to rest before judging
 
 
-def run_expert(env: LiberoEnv, trial: int) -> ExpertRollout:
+def run_expert(env: LiberoEnv, trial: int,
+               quantize: Callable[[np.ndarray], np.ndarray] | None = None) -> ExpertRollout:
     """Runs the expert from init state `trial` without rendering, until success, the plan's end
-    (plus settling steps) or the env's step cap."""
+    (plus settling steps) or the env's step cap. `quantize` maps each action to what is executed
+    and recorded (ActionTokenizer.quantize: actions the model can express)."""
     env.reset(trial, cameras=())
     expert = ScriptedExpert(env)
     actions, states = [], []
     settle = SETTLE_STEPS
     try:
         while not env.done and not env.truncated and settle > 0:
-            action = expert.act()
+            action = expert.act() if quantize is None else quantize(expert.act())
             states.append(env.sim.get_state().flatten())
             actions.append(action)
             env.step(action)

@@ -125,27 +125,24 @@ class LiberoEnv:
         equal a fresh reference env's bit for bit, and a retried trial replays identically."""
         if not 0 <= trial < self.num_trials:
             raise ConfigError(f"{self.task.key} has init states 0..{self.num_trials - 1}, got trial {trial}")
+        self.reset_to_state(self.init_states[trial], cameras)
+
+    def reset_to_state(self, state: np.ndarray, cameras: tuple[str, ...] = ("agentview",)) -> None:
+        """As `reset`, from a flattened MuJoCo state (a demonstration's states[0]): the reference's
+        regeneration also lets the scene settle with the wait steps first."""
         self._use_cameras(())
         np.random.seed(0)
         self._env.reset()
-        self._env.set_init_state(self.init_states[trial])
+        self._env.set_init_state(np.asarray(state))
         self._clear_carried_state()
         for i in range(self.config.wait_steps):
             self._run(np.asarray(WAIT_ACTION), cameras if i == self.config.wait_steps - 1 else ())
         self.steps, self.done = 0, False
 
-    def reset_to_state(self, state: np.ndarray, cameras: tuple[str, ...] = ("agentview",)) -> None:
-        """Start an episode from a flattened MuJoCo state (a demonstration's states[0]), without wait
-        steps, as LIBERO's and the reference's replay scripts do. `cameras` render that state."""
-        self._use_cameras(())
-        np.random.seed(0)
-        self._env.reset()
-        self._use_cameras(cameras)
-        obs = self._env.set_init_state(np.asarray(state))
-        self._clear_carried_state()
-        self._frames = {c: obs[f"{c}_image"] for c in self._live}
-        self.renders += len(self._live)
-        self.steps, self.done = 0, False
+    @property
+    def state_size(self) -> int:
+        """Length of a flattened MuJoCo state of this task's scene."""
+        return int(self.sim.get_state().flatten().size)
 
     def _clear_carried_state(self) -> None:
         """What a soft reset leaves behind and a fresh env does not have. The camera timers are not
@@ -162,6 +159,13 @@ class LiberoEnv:
         """One policy step; `cameras` are rendered after it. Returns `done` (task success)."""
         if self.done or self.truncated:
             raise RuntimeError(f"LiberoEnv.step: the episode of {self.task.key} is over (done={self.done})")
+        self.done = self._run(action, cameras)
+        self.steps += 1
+        return self.done
+
+    def replay_step(self, action: np.ndarray, cameras: tuple[str, ...] = ()) -> bool:
+        """A step that goes on past success and the step cap: regeneration replays every action of a
+        demo and judges `done` after the last one (regenerate_libero_dataset_filter_no_op.py)."""
         self.done = self._run(action, cameras)
         self.steps += 1
         return self.done

@@ -97,6 +97,12 @@ class ActionTokenizer:
         norm = self.centers[np.clip(bins, 0, len(self.centers) - 1)]
         return self.denormalize(norm).astype(np.float32)
 
+    def quantize(self, actions: np.ndarray | torch.Tensor) -> np.ndarray:
+        """(..., 7) float -> (..., 7) float64: the bin centres the model can output for them,
+        decode(encode(x)). An expert that executes these records demos that replay the same once
+        tokenized (the reference bounds clip at +-0.9375 where the expert commands up to 1.0)."""
+        return self.decode(self.encode(actions)).astype(np.float64)
+
     def encode_blocks(self, actions: np.ndarray | torch.Tensor) -> np.ndarray:
         """(..., K, 7) actions -> (..., K, 9) ids, each action wrapped as [BOA] 7 bins [EOA]."""
         ids = self.encode(actions)

@@ -259,11 +259,10 @@ def test_a_raw_official_file_is_read_but_refused_for_training_with_the_command_t
             require_regenerated(f)
     message = str(raised.value)
     assert message.startswith(f"{path}: a raw LIBERO demo file") and "5 of 8 actions of demo_0 are no-ops" in message
-    assert ("python -c \"from worldvla_dist.data.demo_generation import regenerate_demo_file; "
-            f"regenerate_demo_file('{path}', 'libero_spatial', 4, 'data/demos')\"") in message
+    assert f"python jobs/make_demos.py --regenerate {path} --suites libero_spatial --tasks 4 --out data/demos" in message
     # renamed: the task still comes from its bddl file's name
     renamed = path.rename(tmp_path / "downloaded.hdf5")
-    with DemoFile(renamed) as f, pytest.raises(LiberoDataError, match=r"'libero_spatial', 4, 'data/demos'"):
+    with DemoFile(renamed) as f, pytest.raises(LiberoDataError, match=r"--suites libero_spatial --tasks 4 --out data/demos"):
         require_regenerated(f)
 
 

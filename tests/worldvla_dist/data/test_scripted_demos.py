@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from worldvla_dist.data.demo_generation import generate_task_demos, regenerate_demo_file
-from worldvla_dist.data.libero_hdf5 import DemoFile, noop_mask
+from worldvla_dist.data.demo_generation import (action_quantizer, generate_task_demos, regenerate_demo_file,
+                                                replays_to_success)
+from worldvla_dist.data.libero_hdf5 import DemoFile, LiberoDataError, noop_mask, write_demo_file
 from worldvla_dist.data.scripted_expert import run_expert
 from worldvla_dist.envs.libero_env import LiberoEnv, LiberoEnvConfig
 
@@ -33,15 +34,62 @@ def test_success_only_run_renders_and_writes_nothing(tmp_path):
     assert report.path == "" and not any(tmp_path.iterdir())
 
 
-def test_demos_are_recorded_regenerated_and_readable(tmp_path):
-    report = generate_task_demos("libero_object", 5, tmp_path / "demos", trials=1, image_size_px=64)
-    assert report.expert_successes == 1 and report.kept_demos == 1
-    with DemoFile(report.path) as f:
+@pytest.fixture(scope="module")
+def object_demos(tmp_path_factory):
+    """The expert's demos of libero_object task 5 on init states 0 and 1, at 64 px."""
+    report = generate_task_demos("libero_object", 5, tmp_path_factory.mktemp("demos"), trials=2, image_size_px=64)
+    assert report.expert_successes == 2 and report.kept_demos == 2
+    return report
+
+
+def test_demos_are_recorded_readable_and_replay_to_success_once_tokenized(object_demos):
+    quantize = action_quantizer()
+    with DemoFile(object_demos.path) as f, LiberoEnv(LiberoEnvConfig("libero_object", 5, image_size_px=64)) as env:
         assert f.info.language_instruction == "pick up the tomato sauce and place it in the basket"
+        assert [f[n].source_index for n in f.names] == [0, 1]  # the init states: the split keys on them
+        for name in f.names:
+            demo = f[name]
+            assert demo.agentview.shape[1:] == (64, 64, 3) and demo.eye_in_hand.shape == demo.agentview.shape
+            assert demo.dones[-1] == 1 and not noop_mask(demo.actions).any()
+            assert len(demo.states) == len(demo.actions) == len(demo.proprio["ee_pos"])
+            # what was executed is what the model can output: a bin centre within the reference bounds
+            np.testing.assert_array_equal(quantize(demo.actions), demo.actions)
+            assert np.abs(demo.actions[:, :3]).max() <= 0.9375
+            tokenized = quantize(demo.actions)  # what a model that learned the demo outputs
+            assert replays_to_success(env, tokenized, env.init_states[demo.source_index]), name
+            # the first recorded frame is the evaluation's first frame: init state, then the wait steps
+            env.reset(demo.source_index, cameras=("agentview",))
+            np.testing.assert_array_equal(demo.agentview[0], env.raw_image("agentview"))
+
+
+def test_regeneration_replays_every_action_after_the_wait_steps(object_demos, tmp_path):
+    """regenerate_libero_dataset_filter_no_op.py: set_init_state(states[0]), 10 wait steps, then every
+    non-no-op action, judged by `done` after the last: it does not stop at the first success."""
+    with DemoFile(object_demos.path) as f:
         demo = f[f.names[0]]
-        assert demo.agentview.shape[1:] == (64, 64, 3) and demo.eye_in_hand.shape == demo.agentview.shape
-        assert demo.dones[-1] == 1 and not noop_mask(demo.actions).any()
-        assert len(demo.states) == len(demo.actions) == len(demo.proprio["ee_pos"])
-    # the reference's regeneration of that file from each demo's first state
-    again = regenerate_demo_file(report.path, "libero_object", 5, tmp_path / "regen", image_size_px=64)
-    assert again.trials == 1 and again.kept_demos == 1
+        info = f.info
+    gripper = demo.actions[-1, 6]
+    still = np.tile([[0, 0, 0, 0, 0, 0, gripper]], (3, 1))  # no-ops: dropped
+    extra = np.tile([[0.05, 0, 0, 0, 0, 0, gripper]], (4, 1))  # a small shift with the object in place
+    demo.actions = np.concatenate([demo.actions, still, extra])
+    demo.states = np.concatenate([demo.states, np.repeat(demo.states[-1:], 7, axis=0)])
+    demo.agentview = np.concatenate([demo.agentview, np.repeat(demo.agentview[-1:], 7, axis=0)])
+    demo.eye_in_hand = demo.rewards = demo.dones = None
+    demo.proprio = {}
+    demo.__post_init__()
+    source = write_demo_file(tmp_path / "raw" / "libero_object" / "x_demo.hdf5", info, [demo])
+    report = regenerate_demo_file(source, out_dir=tmp_path / "regen", image_size_px=64)
+    assert (report.suite, report.task, report.trials, report.kept_demos) == ("libero_object", 5, 1, 1)
+    assert report.expert_successes == 1  # replays that succeeded
+    with DemoFile(report.path) as f:
+        again = f[f.names[0]]
+    assert len(again) == len(demo) - 3 and again.source_index == 0
+    np.testing.assert_array_equal(again.states[0], demo.states[0])  # the source's first state, as the reference
+    np.testing.assert_array_equal(again.agentview[0], demo.agentview[0])  # the frame after the wait steps
+
+
+def test_regeneration_refuses_a_file_of_another_task(object_demos, tmp_path):
+    with pytest.raises(LiberoDataError, match=r"holds demos of libero_object task 5 .* not of libero_object/1"):
+        regenerate_demo_file(object_demos.path, "libero_object", 1, tmp_path)
+    with pytest.raises(LiberoDataError, match=r"not of libero_spatial/0"):
+        regenerate_demo_file(object_demos.path, "libero_spatial", 0, tmp_path)
