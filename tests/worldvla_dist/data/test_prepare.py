@@ -30,3 +30,17 @@ def test_a_demo_without_a_split_is_refused(tmp_path, tokens):
     (path,) = write_random_demo_files(tmp_path, files=1, demos=2, steps=6)
     with pytest.raises(LiberoDataError, match=r"no split given for \['demo_1'\]"):
         tokenize_demo_file(tokens, path, {"demo_0": "train"})
+
+
+def test_a_raw_official_file_is_refused_with_the_command_that_regenerates_it(tmp_path, tokens):
+    from tests.worldvla_dist.data.test_libero_hdf5 import write_official_raw_file
+    from worldvla_dist.envs.libero_tasks import find_task
+
+    task = find_task("libero_object", 2)
+    actions = np.zeros((8, 7))
+    actions[:, 6] = -1
+    actions[3:, 0] = 0.3
+    path = tmp_path / f"{task.name}_demo.hdf5"
+    write_official_raw_file(path, task, actions)
+    with pytest.raises(LiberoDataError, match=r"make_demos.py --regenerate .* --suites libero_object --tasks 2"):
+        tokenize_demo_file(tokens, path, {"demo_0": "train"})
