@@ -1,5 +1,6 @@
 """LIBERO env throughput: the reference protocol (both cameras rendered every step) vs render on
-demand (agentview once per chunk of K steps, as the policy reads it), on the same trials and actions;
+demand (agentview on the last M = 2 steps of each chunk of K, the frames the policy reads), on the same
+trials and actions;
 and scripted demonstrations per minute (expert rollout without rendering + rendered replay); and
 (full run only) two envs in one process, stepped in turn, against two envs in their own subprocesses
 (`EnvProcess`, what a SimWorker uses), stepped at once.
@@ -25,7 +26,15 @@ import numpy as np
 from worldvla_dist.data.demo_generation import replay
 from worldvla_dist.data.scripted_expert import run_expert
 from worldvla_dist.envs.env_process import EnvProcess
-from worldvla_dist.envs.libero_env import CAMERAS, LiberoEnv, LiberoEnvConfig
+from worldvla_dist.envs.libero_env import LiberoEnv, LiberoEnvConfig
+
+
+HISTORY = 2  # M: the policy reads the frames of the last two steps of each chunk (episodes.py)
+
+
+def reads_frame(i: int, chunk: int) -> bool:
+    """Is step i's frame one the policy reads (the last HISTORY steps of its chunk)?"""
+    return i % chunk >= chunk - HISTORY
 
 
 def steps_per_second(env: LiberoEnv, actions: list[np.ndarray], trials: list[int], chunk: int | None) -> float:
@@ -35,7 +44,7 @@ def steps_per_second(env: LiberoEnv, actions: list[np.ndarray], trials: list[int
     for trial, trial_actions in zip(trials, actions):
         env.reset(trial)
         for i, a in enumerate(trial_actions):
-            read = chunk is None or i % chunk == chunk - 1
+            read = chunk is None or reads_frame(i, chunk)
             env.step(a, cameras=("agentview",) if read else ())
             if read:
                 env.image()
@@ -49,7 +58,7 @@ def two_envs_steps_per_second(config: LiberoEnvConfig, actions: np.ndarray, chun
     """Steps/s of two envs running `actions` from trial 0, render on demand: (one process, in turn;
     two subprocesses, driven from two threads). Env start-up is not timed."""
     def read(i: int) -> tuple[str, ...]:
-        return ("agentview",) if i % chunk == chunk - 1 else ()
+        return ("agentview",) if reads_frame(i, chunk) else ()
 
     envs = [LiberoEnv(config), LiberoEnv(config)]
     try:
@@ -100,7 +109,7 @@ def main() -> None:
         actions = [r.actions[:max_steps] for r in rollouts]
         start = time.perf_counter()
         for t, r in zip(trials, rollouts):
-            replay(env, r.actions, lambda t=t: env.reset(t, cameras=CAMERAS))
+            replay(env, r.actions, env.init_states[t], source_index=t)
         replay_s = time.perf_counter() - start
         reference = steps_per_second(env, actions, trials, None)
         k5 = steps_per_second(env, actions, trials, 5)
