@@ -6,7 +6,7 @@ agentview rotated 180 degrees (`img[::-1, ::-1]`) at its own resolution.
 
 Rendering is almost all of an env step's cost on the CPU (ENVIRONMENT.md), so cameras render only
 on the steps whose frames something reads: the caller names them in `step(action, cameras=...)`
-(the policy once per chunk, a video recorder every step). The frames stay robosuite's own camera
+(the policy on the last M steps of each chunk, a video recorder every step). The frames stay robosuite's own camera
 observations, bit-identical to rendering every step: robosuite samples a camera at an early physics
 substep of the control step (its own timer decides which), so we keep every camera observable and
 its timer running and only swap its sensor for a free stand-in on steps nobody reads.
