@@ -3,6 +3,8 @@ their result is written, and take over a dead worker's entries once they have sa
 for `reclaim_after_s` (a live worker on a long job calls `touch` to say it is alive). An entry
 delivered more than `max_deliveries` times, or one that is not a valid message, goes to the
 dead-letter stream `<name>:dead` with the reason, so one poison message cannot kill workers in turn.
+With `max_message_bytes` set, a larger entry is dead-lettered unread (its size recorded, not its
+body, so Redis does not keep it) and `put` refuses to send one.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 import redis
 
-from worldvla_dist.errors import ConfigError
+from worldvla_dist.errors import ConfigError, WorldVLAError
 from worldvla_dist.runtime.codec import CodecError, pack, unpack
 
 log = logging.getLogger(__name__)
@@ -29,14 +31,22 @@ class QueueConfig:
     reclaim_after_s: float = 60.0  # an unacked entry older than this belongs to a dead consumer
     max_deliveries: int = 3  # then it is dead-lettered
     required_fields: tuple[str, ...] = ()  # a message lacking one is dead-lettered at once
+    max_message_bytes: int | None = None  # larger entries are dead-lettered before unpacking; None: no limit
 
     def __post_init__(self) -> None:
         if self.reclaim_after_s <= 0 or self.max_deliveries < 1:
             raise ConfigError(f"QueueConfig {self.name}: reclaim_after_s > 0 and max_deliveries >= 1, got {self}")
+        if self.max_message_bytes is not None and self.max_message_bytes < 1:
+            raise ConfigError(f"QueueConfig {self.name}: max_message_bytes must be >= 1 or None, "
+                              f"got {self.max_message_bytes}")
 
     @property
     def dead_letter_name(self) -> str:
         return f"{self.name}:dead"
+
+
+class MessageTooLarge(WorldVLAError, ValueError):
+    """A message over the queue's `max_message_bytes`: refused by `put`, dead-lettered by `take`."""
 
 
 @dataclass
@@ -60,13 +70,25 @@ class WorkQueue:
 
     # ---------------- producers ----------------
     def put(self, payload: dict[str, Any]) -> str:
-        return self.redis.xadd(self.config.name, {DATA_FIELD: pack(payload)}).decode()
+        return self.redis.xadd(self.config.name, {DATA_FIELD: self._packed(payload)}).decode()
 
     def put_many(self, payloads: list[dict[str, Any]]) -> list[str]:
         pipe = self.redis.pipeline(transaction=False)
         for p in payloads:
-            pipe.xadd(self.config.name, {DATA_FIELD: pack(p)})
+            pipe.xadd(self.config.name, {DATA_FIELD: self._packed(p)})
         return [i.decode() for i in pipe.execute()]
+
+    def _packed(self, payload: dict[str, Any]) -> bytes:
+        data = pack(payload)
+        if (reason := self._oversize(len(data))) is not None:
+            raise MessageTooLarge(f"WorkQueue.put: {reason}")
+        return data
+
+    def _oversize(self, num_bytes: int) -> str | None:
+        limit = self.config.max_message_bytes
+        if limit is None or num_bytes <= limit:
+            return None
+        return f"message of {num_bytes} bytes exceeds queue {self.config.name}'s limit of {limit} bytes"
 
     def put_raw(self, fields: dict[bytes | str, bytes]) -> str:
         """An entry as given, unchecked: for tools and tests that inject foreign messages."""
@@ -120,6 +142,10 @@ class WorkQueue:
         if times > self.config.max_deliveries:
             self.dead_letter(entry_id, fields, f"delivered {times} times without an ack "
                                                f"(max {self.config.max_deliveries}): its workers keep dying", consumer)
+            return None
+        size = sum(len(v) for v in fields.values())
+        if (reason := self._oversize(size)) is not None:  # unread, and its body not copied into Redis again
+            self.dead_letter(entry_id, {b"size_bytes": str(size).encode()}, reason, consumer)
             return None
         if raw is None:
             self.dead_letter(entry_id, fields, f"no {DATA_FIELD.decode()!r} field (fields: "

@@ -2,7 +2,15 @@
 Redis stream in dynamic batches (up to `max_batch`, waiting at most `max_wait_s` after the first),
 decodes them together, replies to each asker's list, then acks. A server that dies leaves its
 requests pending; the next one reclaims them (and askers re-send after their own timeout), so a
-restart loses no episode. New weights are swapped in between batches, never inside one."""
+restart loses no episode. New weights are swapped in between batches, never inside one.
+
+A request larger than `max_request_bytes` is dead-lettered by the queue before it is unpacked, and a
+malformed one (frames not the model's resolution, not uint8, ...) is refused with a reason before
+any model work: the server goes on with the rest. Several servers may share one request stream,
+each its own consumer in the group.
+
+The service measures its own supply: chunks/s at each batch size from its batch timings
+(`ServiceStats.supply_curve`), which the fleet sizes SimWorkers against."""
 
 from __future__ import annotations
 
@@ -10,8 +18,11 @@ import logging
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Callable
+
+import numpy as np
 
 import redis
 import torch
@@ -32,10 +43,12 @@ class PolicyServiceConfig:
     idle_block_s: float = 0.5  # an idle server wakes this often to check for stop and new weights
     reclaim_after_s: float = 15.0  # a request unacked this long belonged to a dead server
     reply_ttl_s: float = 300.0
+    # two 256-px history frames are 0.4 MB: a request 20x that is a broken or hostile client, refused unread
+    max_request_bytes: int = 8 * 2 ** 20
 
     def queue_config(self) -> QueueConfig:
         return QueueConfig(self.queue, group="policy-servers", reclaim_after_s=self.reclaim_after_s,
-                           max_deliveries=5, required_fields=REQUEST_FIELDS)
+                           max_deliveries=5, required_fields=REQUEST_FIELDS, max_message_bytes=self.max_request_bytes)
 
 
 def take_batch(queue: WorkQueue, consumer: str, max_batch: int, max_wait_s: float, block_s: float) -> list[Delivery]:
@@ -52,6 +65,14 @@ def take_batch(queue: WorkQueue, consumer: str, max_batch: int, max_wait_s: floa
     return batch
 
 
+LATENCY_SAMPLES = 4096  # recent requests kept for percentiles: bounded memory on a server that runs for days
+
+
+def percentile_ms(samples_s, q: float) -> float | None:
+    """The q-th percentile of `samples_s` (seconds) in ms; None with no samples (not 0: nothing was measured)."""
+    return float(np.percentile(np.asarray(samples_s), q) * 1000) if len(samples_s) else None
+
+
 @dataclass
 class ServiceStats:
     batches: int = 0
@@ -59,12 +80,32 @@ class ServiceStats:
     rejected: int = 0
     queue_wait_s: float = 0.0  # summed over requests: sent -> taken into a batch
     decode_s: float = 0.0
+    started_at: float = field(default_factory=time.monotonic)
+    batch_timings: dict[int, list[float]] = field(default_factory=dict)  # batch size -> [batches, decode seconds]
+    queue_waits_s: deque = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
+    latencies_s: deque = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))  # sent -> replied
+
+    def record_batch(self, size: int, decode_s: float) -> None:
+        timing = self.batch_timings.setdefault(size, [0, 0.0])
+        timing[0] += 1
+        timing[1] += decode_s
+
+    def supply_curve(self) -> dict[int, float]:
+        """Batch size -> chunks/s this server delivers at that size (B / mean decode time of B-batches)."""
+        return {b: b * n / s for b, (n, s) in sorted(self.batch_timings.items()) if s > 0}
 
     def as_dict(self) -> dict:
+        """Plain types only (it travels through Ray and into JSON): supply keys are strings."""
         return {"batches": self.batches, "requests": self.requests, "rejected": self.rejected,
                 "mean_batch_size": self.requests / max(1, self.batches),
                 "mean_queue_wait_ms": 1000 * self.queue_wait_s / max(1, self.requests),
-                "mean_decode_ms_per_batch": 1000 * self.decode_s / max(1, self.batches)}
+                "mean_decode_ms_per_batch": 1000 * self.decode_s / max(1, self.batches),
+                "utilisation": self.decode_s / max(1e-9, time.monotonic() - self.started_at),
+                "queue_wait_ms_p50": percentile_ms(self.queue_waits_s, 50),
+                "queue_wait_ms_p99": percentile_ms(self.queue_waits_s, 99),
+                "latency_ms_p50": percentile_ms(self.latencies_s, 50),
+                "latency_ms_p99": percentile_ms(self.latencies_s, 99),
+                "supply_chunks_per_s": {str(b): round(c, 3) for b, c in self.supply_curve().items()}}
 
 
 class PolicyService:
@@ -130,7 +171,9 @@ class PolicyService:
                     chunks.append(self.policy.predict([r])[0])
                 except Exception as e:
                     chunks.append(e)
-        self.stats.decode_s += time.perf_counter() - start
+        decode_s = time.perf_counter() - start
+        self.stats.decode_s += decode_s
+        self.stats.record_batch(len(valid), decode_s)
         served = 0
         for (d, request), chunk in zip(valid, chunks):
             if isinstance(chunk, Exception):
@@ -138,7 +181,10 @@ class PolicyService:
                 continue
             self._reply(request.reply_to, PolicyReply(request.request_id, chunk, self.weight_version))
             self.queue.ack(d)
-            self.stats.queue_wait_s += max(0.0, now - request.sent_at)
+            wait_s = max(0.0, now - request.sent_at)
+            self.stats.queue_wait_s += wait_s
+            self.stats.queue_waits_s.append(wait_s)
+            self.stats.latencies_s.append(max(0.0, time.time() - request.sent_at))
             served += 1
         self.stats.batches += 1
         self.stats.requests += served

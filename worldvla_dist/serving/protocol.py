@@ -16,6 +16,7 @@ from worldvla_dist.errors import WorldVLAError
 
 REQUEST_FIELDS = ("request_id", "reply_to", "instruction", "frames", "num_actions")
 MAX_ACTIONS_PER_CHUNK = 64
+MAX_FRAMES_PER_REQUEST = 16  # the policy reads the last `history` (2) frames; more is a broken client
 
 
 class InvalidRequest(WorldVLAError, ValueError):
@@ -47,14 +48,18 @@ class PolicyRequest:
             problems.append(f"num_actions must be an int in 1..{MAX_ACTIONS_PER_CHUNK}, got {k!r}")
         frames = p.get("frames")
         want = (image_size_px, image_size_px, 3)
-        if not isinstance(frames, list) or not frames:
-            problems.append("frames must be a non-empty list")
+        if not isinstance(frames, list) or not 1 <= len(frames) <= MAX_FRAMES_PER_REQUEST:
+            problems.append(f"frames must be a list of 1..{MAX_FRAMES_PER_REQUEST} frames, "
+                            f"got {len(frames) if isinstance(frames, list) else type(frames).__name__}")
         elif not all(isinstance(f, np.ndarray) and f.shape == want and f.dtype == np.uint8 for f in frames):
             got = [(getattr(f, "shape", type(f).__name__), str(getattr(f, "dtype", ""))) for f in frames]
             problems.append(f"frames must be uint8 arrays of shape {want}, got {got}")
+        sent_at = p.get("sent_at", time.time())
+        if not isinstance(sent_at, (int, float)) or isinstance(sent_at, bool):
+            problems.append(f"sent_at must be a number (seconds since the epoch), got {sent_at!r}")
         if problems:
             raise InvalidRequest("policy request: " + "; ".join(problems))
-        return cls(p["instruction"], frames, k, p["reply_to"], p["request_id"], float(p.get("sent_at", time.time())))
+        return cls(p["instruction"], frames, k, p["reply_to"], p["request_id"], float(sent_at))
 
 
 @dataclass

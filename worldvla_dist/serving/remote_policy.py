@@ -11,7 +11,7 @@ import redis
 
 from worldvla_dist.errors import WorldVLAError
 from worldvla_dist.runtime.codec import unpack
-from worldvla_dist.runtime.work_queue import WorkQueue
+from worldvla_dist.runtime.work_queue import MessageTooLarge, WorkQueue
 from worldvla_dist.serving.policy_service import PolicyServiceConfig
 from worldvla_dist.serving.protocol import PolicyReply, PolicyRequest
 
@@ -38,7 +38,10 @@ class RemotePolicy:
         for attempt in range(self.max_attempts):
             if attempt:
                 self.resends += 1
-            self.queue.put(request.to_payload())
+            try:
+                self.queue.put(request.to_payload())
+            except MessageTooLarge as e:  # the server would dead-letter it unread: say why here, at once
+                raise PolicyRejected(str(e)) from e
             while True:
                 item = self.redis.blpop([self.reply_to], timeout=self.timeout_s)
                 if item is None:

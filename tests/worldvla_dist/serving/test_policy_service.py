@@ -146,3 +146,45 @@ def test_frame_codes_are_cached_across_an_episodes_requests(tokens, tiny_preset)
     assert all(torch.equal(c, f) for c, f in zip(cached, fresh)) and policy.encoded_frames == 4
     policy.encode_frames(episode[:1])  # evicted by the size bound: encoded again
     assert policy.encoded_frames == 5 and len(policy._codes) == 3
+
+
+def test_oversized_and_malformed_requests_are_refused_before_any_decode(server, policy):
+    """A 100 MB entry is dead-lettered unread (only its size kept, so Redis lets go of it); frames far
+    larger than the model's resolution and the wrong dtype are refused with a reason to the asker; the
+    VQGAN never sees any of them, and the service then serves a good request."""
+    cfg = config()
+    client = connect(server.url)
+    service = PolicyService(client, policy, cfg)
+    memory_before = client.info("memory")["used_memory"]
+    service.queue.put_raw({b"data": b"\x00" * (100 * 2 ** 20)})  # a foreign client: not even msgpack
+    with pytest.raises(PolicyRejected, match="exceeds queue"):  # ours refuse to send it at all
+        RemotePolicy(client, cfg, timeout_s=30)("pick up the bowl", frames(2, 0, size=4096), 5)
+    bad = [("pick up the bowl", frames(1, 0, size=1024), 5),  # 3 MB: under the byte limit, wrong shape
+           ("pick up the bowl", [f.astype(np.float32) for f in frames(1, 1)], 5)]
+    errors = []
+
+    def ask_bad(instruction, fs, k):
+        try:
+            RemotePolicy(connect(server.url), cfg, timeout_s=30)(instruction, fs, k)
+        except PolicyRejected as e:
+            errors.append(str(e))
+
+    threads = [threading.Thread(target=ask_bad, args=a) for a in bad]
+    for t in threads:
+        t.start()
+    encoded = policy.encoded_frames
+    while any(t.is_alive() for t in threads) or service.queue.depth():
+        service.serve_batch()
+        for t in threads:
+            t.join(timeout=0.05)
+    assert policy.encoded_frames == encoded and service.stats.requests == 0
+    assert len(errors) == 2
+    assert any("(1024, 1024, 3)" in e for e in errors) and any("float32" in e for e in errors)
+    reasons = [d["reason"] for d in service.queue.dead_letters()]
+    assert len(reasons) == 3 and any(f"message of {100 * 2 ** 20} bytes exceeds" in r for r in reasons)
+    assert client.info("memory")["used_memory"] < memory_before + 16 * 2 ** 20  # the 100 MB is gone
+    threads, out = ask_in_threads(server, cfg, [("pick up the bowl", frames(2, 2), 5)])
+    while threads[0].is_alive():
+        service.serve_batch()
+        threads[0].join(timeout=0.05)
+    assert out[0][0].shape == (5, 7) and service.stats.requests == 1
