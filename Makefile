@@ -31,6 +31,7 @@ bench: install
 	$(PY) bench/env.py --quick
 	$(PY) bench/eval.py --quick
 	$(PY) bench/imagine.py --quick
+	$(PY) bench/serve.py --quick
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
