@@ -44,6 +44,7 @@ class TaskDemoReport:
     expert_successes: int
     kept_demos: int
     path: str
+    no_skill: str = ""  # the expert's reason when it has no skill for a goal predicate (e.g. the microwave)
 
     @property
     def expert_success_rate(self) -> float:
@@ -116,10 +117,11 @@ def generate_task_demos(suite: str, task: int, out_dir: str | Path, trials: int 
     measures the expert's success (no replay, no file): the success table costs a third as much."""
     quantize = action_quantizer()
     with LiberoEnv(LiberoEnvConfig(suite, task, image_size_px=image_size_px, max_steps=max_steps)) as env:
-        demos, solved = [], 0
+        demos, solved, no_skill = [], 0, ""
         for trial in range(min(trials, env.num_trials)):
             rollout = run_expert(env, trial, quantize)
             solved += rollout.success
+            no_skill = no_skill or rollout.error
             if rollout.success and record:
                 demo = replay(env, rollout.actions, env.init_states[trial], source_index=trial)
                 if demo is not None:
@@ -130,7 +132,7 @@ def generate_task_demos(suite: str, task: int, out_dir: str | Path, trials: int 
         if record and demos:
             path = str(write_demo_file(demo_path(out_dir, env.task), file_info(env), demos))
         return TaskDemoReport(suite, env.task.index, env.task.name, min(trials, env.num_trials), solved, len(demos),
-                              path)
+                              path, no_skill)
 
 
 def task_of_demo_file(source: DemoFile, suite: str | None = None, task: int | str | None = None) -> TaskSpec:

@@ -29,7 +29,7 @@ import numpy as np
 from worldvla_dist.data.demo_validation import (PROPRIO_KEYS, LiberoDataError, check_demo, demo_names, json_attr,
                                                 text_attr)
 from worldvla_dist.envs.libero_env import to_model_orientation
-from worldvla_dist.envs.libero_tasks import SUITES, TaskSpec, all_tasks
+from worldvla_dist.envs.libero_tasks import LIBERO_SUITES, TaskSpec, all_tasks
 
 DEMO_KEYS = ("actions", "states", "rewards", "dones", "obs/agentview_rgb")
 FILE_ATTRS = ("problem_info", "bddl_file_name")
@@ -170,7 +170,7 @@ class DemoFile:
                 raise LiberoDataError(
                     f"{self.path}: /data has no attributes (problem_info, bddl_file_name, env_args), as in the "
                     f"reference's *_no_noops files, so the task must come from the file name <task name>_demo.hdf5; "
-                    f"{self.path.stem.removesuffix('_demo')!r} is no task of {', '.join(SUITES.names())}")
+                    f"{self.path.stem.removesuffix('_demo')!r} is no task of {', '.join(LIBERO_SUITES)}")
             self.info = DemoFileInfo(language_instruction=self.task.language, problem_name="",
                                      bddl_file_name=f"{self.task.suite}/{self.task.name}.bddl", domain_name="")
             return

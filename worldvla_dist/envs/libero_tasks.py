@@ -1,5 +1,9 @@
 """LIBERO's suites and tasks by suite + index or by name, and the reference protocol's per-suite
-numbers; answered from a shipped table, so looking a task up never imports the simulator."""
+numbers; answered from shipped tables, so looking a task up never imports the simulator.
+
+LIBERO-PRO's perturbed suites (`libero_object_swap`, ...; envs/libero_pro.py) are registered with their
+base suite's step cap and chunk size; their tasks come from `libero_pro_tasks.json`, whose `language`
+is the instruction the policy gets there (the BDDL's, see libero_pro.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from functools import lru_cache
 from importlib import resources
 
 from worldvla_dist.config import Registry
+from worldvla_dist.envs.libero_pro import BASE_SUITES, PERTURBATIONS
 from worldvla_dist.errors import ConfigError
 
 
@@ -17,12 +22,19 @@ class SuiteSpec:
     name: str
     max_steps: int  # the reference evaluation's cap per episode
     chunk: int  # K, actions per chunk (WORLDVLA.md)
+    base: str = ""  # a LIBERO-PRO perturbed suite: the suite it perturbs
+    perturbation: str = ""  # "lan", "object", "swap" or "task"
 
 
 SUITES: Registry[SuiteSpec] = Registry("LIBERO suite")
 for _spec in (SuiteSpec("libero_spatial", 220, 5), SuiteSpec("libero_object", 280, 5),
               SuiteSpec("libero_goal", 300, 5), SuiteSpec("libero_10", 520, 10), SuiteSpec("libero_90", 400, 5)):
     SUITES.register(_spec.name, _spec)
+LIBERO_SUITES = tuple(SUITES.names())  # LIBERO's own suites, whose task names are unique
+for _base in BASE_SUITES:  # the reference protocol of the base suite: same cap, same chunk
+    for _p in PERTURBATIONS:
+        _b = SUITES.get(_base)
+        SUITES.register(f"{_base}_{_p}", SuiteSpec(f"{_base}_{_p}", _b.max_steps, _b.chunk, _base, _p))
 
 WAIT_STEPS = 10  # the reference lets objects settle for 10 steps of WAIT_ACTION first
 WAIT_ACTION = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0)
@@ -43,13 +55,23 @@ class TaskSpec:
 
 @lru_cache(maxsize=1)
 def all_tasks() -> tuple[TaskSpec, ...]:
-    rows = json.loads((resources.files("worldvla_dist") / "assets" / "libero_tasks.json").read_text())
+    """The tasks of LIBERO's own suites (names are unique within them; perturbed suites reuse them)."""
+    return _read_tasks("libero_tasks.json")
+
+
+@lru_cache(maxsize=1)
+def perturbed_tasks() -> tuple[TaskSpec, ...]:
+    return _read_tasks("libero_pro_tasks.json")
+
+
+def _read_tasks(asset: str) -> tuple[TaskSpec, ...]:
+    rows = json.loads((resources.files("worldvla_dist") / "assets" / asset).read_text())
     return tuple(TaskSpec(r["suite"], r["index"], r["name"], r["language"]) for r in rows)
 
 
 def suite_tasks(suite: str) -> list[TaskSpec]:
-    SUITES.get(suite)
-    return [t for t in all_tasks() if t.suite == suite]
+    spec = SUITES.get(suite)
+    return [t for t in (perturbed_tasks() if spec.base else all_tasks()) if t.suite == suite]
 
 
 def find_task(suite: str, task: int | str) -> TaskSpec:

@@ -5,11 +5,26 @@ from worldvla_dist.errors import ConfigError
 
 
 def test_every_suite_is_listed_with_its_reference_cap():
-    counts = {s: len(suite_tasks(s)) for s in SUITES.names()}
+    counts = {s: len(suite_tasks(s)) for s in SUITES.names() if not SUITES.get(s).base}
     assert counts == {"libero_10": 10, "libero_90": 90, "libero_goal": 10, "libero_object": 10, "libero_spatial": 10}
     assert [SUITES.get(s).max_steps for s in ("libero_spatial", "libero_object", "libero_goal", "libero_10", "libero_90")] \
         == [220, 280, 300, 520, 400]
     assert SUITES.get("libero_10").chunk == 10
+
+
+def test_perturbed_suites_keep_their_base_protocol():
+    """LIBERO-PRO's `<base>_{lan,object,swap,task}` run with the base suite's cap and chunk (issue 20),
+    and list the base suite's tasks in its order, under the instruction the policy gets there."""
+    perturbed = [s for s in SUITES.names() if SUITES.get(s).base]
+    assert len(perturbed) == 16
+    for name in perturbed:
+        spec, base = SUITES.get(name), SUITES.get(SUITES.get(name).base)
+        assert (spec.max_steps, spec.chunk) == (base.max_steps, base.chunk)
+        assert name == f"{spec.base}_{spec.perturbation}"
+        tasks = suite_tasks(name)
+        assert [t.name for t in tasks] == [t.name for t in suite_tasks(spec.base)][:len(tasks)], name
+    lan = {t.index: t.language for t in suite_tasks("libero_object_lan")}
+    assert lan and all(lan[i] != t.language for i, t in enumerate(suite_tasks("libero_object")) if i in lan)
 
 
 def test_tasks_by_index_or_name():
