@@ -3,6 +3,12 @@ one PolicyServer for action chunks over Redis.
 
     ray job submit --working-dir . -- python jobs/eval_libero.py --checkpoint /abs/ckpt --suites libero_spatial
     python jobs/eval_libero.py --checkpoint runs/demo-X/checkpoint --suites libero_object --tasks 0 1 --trials 5
+    python jobs/eval_libero.py --checkpoint runs/demo-X/checkpoint --suites libero_object_swap libero_object_lan
+
+LIBERO-PRO's perturbed suites (`<base>_{lan,object,swap,task}`) run like any suite, with the base
+suite's step cap and chunk, their own BDDL files and init states, and the BDDL's `(:language ...)` as
+the instruction (envs/libero_pro.py); a suite whose files are incomplete is refused before anything
+is queued.
 
 Outputs land in <out>/eval-<run id>/: success.md / .csv / .json (per task, errors apart from
 failures, and per suite in the paper's layout), episodes.jsonl, videos/ with --videos. Re-running with
@@ -23,6 +29,7 @@ from tqdm import tqdm
 
 from actors.eval_fleet import EvalFleet, FleetConfig, default_num_workers
 from actors.job_session import JobSession
+from worldvla_dist.envs.libero_pro import require_runnable
 from worldvla_dist.envs.libero_tasks import SUITES
 from worldvla_dist.evaluation import success_table
 from worldvla_dist.evaluation.episode_worker import EpisodeWorkerConfig
@@ -83,6 +90,7 @@ def main(argv=None) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     run_id = args.run_id or time.strftime("%Y%m%d-%H%M%S")
     run_dir = (args.out / f"eval-{run_id}").resolve()
+    require_runnable(args.suites)  # an incomplete (LIBERO-PRO) suite is refused with the package's reason, now
     check_model_files(args.checkpoint)  # before any actor: a wrong path fails now, not after 6 restarts
     session = JobSession.open(run_dir, args.redis_url, args.address, args.num_cpus)
     client, redis_url = session.client, session.redis_url

@@ -89,6 +89,12 @@ class LiberoEnv:
         self.renders = 0  # camera frames rendered so far, for the benchmark
 
     @property
+    def bddl_language(self) -> str:
+        """The `(:language ...)` of the BDDL file the env was built from (robosuite's
+        `language_instruction`); the policy gets `task.language` (envs/libero_pro.py says when they differ)."""
+        return self._env.language_instruction
+
+    @property
     def num_trials(self) -> int:
         return len(self.init_states)
 
