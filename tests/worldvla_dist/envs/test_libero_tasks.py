@@ -1,6 +1,6 @@
 import pytest
 
-from worldvla_dist.envs.libero_tasks import SUITES, find_task, suite_tasks
+from worldvla_dist.envs.libero_tasks import LIBERO_PRO_SUITES, SUITES, find_task, suite_tasks
 from worldvla_dist.errors import ConfigError
 
 
@@ -15,7 +15,7 @@ def test_every_suite_is_listed_with_its_reference_cap():
 def test_perturbed_suites_keep_their_base_protocol():
     """LIBERO-PRO's `<base>_{lan,object,swap,task}` run with the base suite's cap and chunk (issue 20),
     and list the base suite's tasks in its order, under the instruction the policy gets there."""
-    perturbed = [s for s in SUITES.names() if SUITES.get(s).base]
+    perturbed = LIBERO_PRO_SUITES
     assert len(perturbed) == 16
     for name in perturbed:
         spec, base = SUITES.get(name), SUITES.get(SUITES.get(name).base)
@@ -39,3 +39,18 @@ def test_unknown_task_lists_the_valid_ones():
         find_task("libero_object", 12)
     with pytest.raises(ConfigError, match="unknown LIBERO suite 'libero_100'"):
         suite_tasks("libero_100")
+
+
+def test_paraphrase_suites_are_the_base_scene_under_the_lan_instruction():
+    """`<base>_paraphrase`: the base suite's tasks, BDDL files and init states (the env loads
+    `package_suite`), each task asked with its LIBERO-PRO `_lan` paraphrase (issue 20 §4)."""
+    for base in ("libero_spatial", "libero_object", "libero_goal", "libero_10"):
+        spec = SUITES.get(f"{base}_paraphrase")
+        assert (spec.base, spec.package_suite, spec.perturbation) == (base, base, "paraphrase")
+        assert (spec.max_steps, spec.chunk) == (SUITES.get(base).max_steps, SUITES.get(base).chunk)
+        tasks, lan = suite_tasks(spec.name), suite_tasks(f"{base}_lan")
+        assert [t.name for t in tasks] == [t.name for t in suite_tasks(base)]
+        assert [t.language for t in tasks] == [t.language for t in lan]
+        assert all(t.suite == spec.name for t in tasks)
+    assert find_task("libero_object_paraphrase", 0).language == "grab alphabet soup and put it into basket"
+    assert SUITES.get("libero_object").package_suite == "libero_object"
