@@ -4,11 +4,18 @@ one PolicyServer for action chunks over Redis.
     ray job submit --working-dir . -- python jobs/eval_libero.py --checkpoint /abs/ckpt --suites libero_spatial
     python jobs/eval_libero.py --checkpoint runs/demo-X/checkpoint --suites libero_object --tasks 0 1 --trials 5
     python jobs/eval_libero.py --checkpoint runs/demo-X/checkpoint --suites libero_object_swap libero_object_lan
+    python jobs/eval_libero.py --checkpoint runs/demo-X/checkpoint --robustness libero_object --trials 10
+    python jobs/eval_libero.py --checkpoint runs/demo-X/checkpoint --suites libero_goal --instruction-variants
 
 LIBERO-PRO's perturbed suites (`<base>_{lan,object,swap,task}`) run like any suite, with the base
 suite's step cap and chunk, their own BDDL files and init states, and the BDDL's `(:language ...)` as
 the instruction (envs/libero_pro.py); a suite whose files are incomplete is refused before anything
-is queued.
+is queued. `--robustness BASE` runs BASE and each runnable perturbation of it in one queue, episodes
+interleaved (trial 0 of every task in every column first), and writes robustness.md / .csv / .json:
+rows of tasks, columns original / language / object / swap / task, the drop from the original.
+`--instruction-variants` also runs each base suite under its tasks' LIBERO-PRO `_lan` paraphrases
+(suite `<base>_paraphrase`: same BDDL and init states, trial by trial; one result per task, trial and
+variant) and writes variants.md / .csv / .json.
 
 Outputs land in <out>/eval-<run id>/: success.md / .csv / .json (per task, errors apart from
 failures, and per suite in the paper's layout), episodes.jsonl, videos/ with --videos. Re-running with
@@ -29,9 +36,9 @@ from tqdm import tqdm
 
 from actors.eval_fleet import EvalFleet, FleetConfig, default_num_workers
 from actors.job_session import JobSession
-from worldvla_dist.envs.libero_pro import require_runnable
+from worldvla_dist.envs.libero_pro import BASE_SUITES, require_runnable
 from worldvla_dist.envs.libero_tasks import SUITES
-from worldvla_dist.evaluation import success_table
+from worldvla_dist.evaluation import robustness_table, success_table
 from worldvla_dist.evaluation.episode_worker import EpisodeWorkerConfig
 from worldvla_dist.evaluation.eval_run import EvalRun, plan_episodes
 from worldvla_dist.model.checkpoint import check_model_files
@@ -46,7 +53,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                                                        "(then also --tokenizer-dir and --preset)")
     p.add_argument("--tokenizer-dir", default=None)
     p.add_argument("--preset", default=None, help="worldvla-256 / worldvla-512 for reference checkpoints")
-    p.add_argument("--suites", nargs="+", default=["libero_spatial"], choices=SUITES.names())
+    p.add_argument("--suites", nargs="+", default=None, choices=SUITES.names(),
+                   help="default: libero_spatial, or none with --robustness")
+    p.add_argument("--robustness", default=None, choices=BASE_SUITES,
+                   help="this suite and each runnable LIBERO-PRO perturbation of it, interleaved; robustness.md")
+    p.add_argument("--instruction-variants", action="store_true",
+                   help="each base suite also under its LIBERO-PRO _lan paraphrases (<base>_paraphrase); variants.md")
     p.add_argument("--tasks", nargs="*", default=None, help="task indices or names (default: all of each suite)")
     p.add_argument("--trials", type=int, default=50)
     p.add_argument("--max-steps", type=int, default=None, help="override the suite's step cap (smoke runs)")
@@ -71,7 +83,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def log_to_wandb(mode: str, run_dir: Path, run_id: str, args: argparse.Namespace, rows, results) -> None:
+def plan_layouts(args: argparse.Namespace) -> tuple[list[str], list[robustness_table.Layout]]:
+    """The suites to run (in queue order) and the robustness / variant tables to write."""
+    layouts = [robustness_table.robustness_layout(args.robustness)] if args.robustness else []
+    suites = list(args.suites or ([] if args.robustness else ["libero_spatial"]))
+    if args.instruction_variants:
+        layouts += robustness_table.variant_layouts(dict.fromkeys(robustness_table.layout_suites(layouts) + suites))
+    for layout in layouts:
+        for why in dict(layout.skipped).values():
+            log.warning("--robustness %s: left out, %s", layout.base, why)
+    return list(dict.fromkeys(robustness_table.layout_suites(layouts) + suites)), layouts
+
+
+def log_to_wandb(mode: str, run_dir: Path, run_id: str, args: argparse.Namespace, rows, results,
+                 tables=()) -> None:
     import wandb
 
     run = wandb.init(project="worldvla-dist", name=f"eval-{run_id}", dir=str(run_dir), mode=mode,
@@ -79,6 +104,12 @@ def log_to_wandb(mode: str, run_dir: Path, run_id: str, args: argparse.Namespace
     table = wandb.Table(columns=["suite", "task", "name", "trials", "successes", "failures", "errors", "success_rate"],
                         data=[[r.suite, r.task, r.name, r.trials, r.successes, r.failures, r.errors, r.rate] for r in rows])
     run.log({"success_table": table, **{f"success/{k}": v for k, v in success_table.suite_rates(rows).items()}})
+    for robustness in tables:
+        labels = robustness.labels
+        run.log({f"{robustness.columns[1].label}/{robustness.base}": wandb.Table(
+            columns=["task", "name", *labels, *[f"drop_{l}" for l in labels[1:]]],
+            data=[[str(row.task), row.name, *[row.rate(l) for l in labels], *[row.drop(l) for l in labels[1:]]]
+                  for row in robustness.rows])})
     for r in results:
         if r.video:
             run.log({f"video/{r.suite}/task{r.task}": wandb.Video(r.video, format="mp4")})
@@ -90,7 +121,8 @@ def main(argv=None) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     run_id = args.run_id or time.strftime("%Y%m%d-%H%M%S")
     run_dir = (args.out / f"eval-{run_id}").resolve()
-    require_runnable(args.suites)  # an incomplete (LIBERO-PRO) suite is refused with the package's reason, now
+    suites, layouts = plan_layouts(args)
+    require_runnable(suites)  # an incomplete (LIBERO-PRO) suite is refused with the package's reason, now
     check_model_files(args.checkpoint)  # before any actor: a wrong path fails now, not after 6 restarts
     session = JobSession.open(run_dir, args.redis_url, args.address, args.num_cpus)
     client, redis_url = session.client, session.redis_url
@@ -105,7 +137,9 @@ def main(argv=None) -> dict:
                                    preset=args.preset, policy_gpus=policy_gpus,
                                    num_workers=args.workers or default_num_workers(1.0), max_workers=args.max_workers,
                                    episodes_per_worker=args.episodes_per_worker)
-        specs = plan_episodes(args.suites, args.tasks, args.trials, max_steps=args.max_steps, video=args.videos)
+        specs = plan_episodes(suites, args.tasks, args.trials, max_steps=args.max_steps, video=args.videos)
+        if layouts:  # a run stopped early still fills every column
+            specs = robustness_table.interleave(specs, suites)
         run = EvalRun(client, worker, specs)
         missing = run.enqueue_missing()
         log.info("run %s: %d episodes, %d already done; %d SimWorkers, PolicyServer on %s", run_id, len(specs),
@@ -138,6 +172,11 @@ def main(argv=None) -> dict:
         files = run.write_tables(run_dir)
         results = run.collected()
         rows = success_table.task_rows(results)
+        tables = {}
+        for stem in dict.fromkeys(layout.stem for layout in layouts):
+            tables[stem] = [layout.table(results) for layout in layouts if layout.stem == stem]
+            files.update({f"{stem}_{kind}": path for kind, path in
+                          robustness_table.write(run_dir, stem, tables[stem]).items()})
         summary = {"run_id": run_id, "run_dir": str(run_dir), "episodes": len(results),
                    "suites": success_table.suite_rates(rows), "policy_server": policy_stats,
                    "restarts": fleet.restarts if fleet else {}, "placement": placement,
@@ -145,8 +184,10 @@ def main(argv=None) -> dict:
                    "files": {k: str(v) for k, v in files.items()}}
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
         print(success_table.terminal(rows))
+        for table in (t for ts in tables.values() for t in ts):
+            print("\n" + robustness_table.markdown(table))
         if args.wandb != "off":
-            log_to_wandb(args.wandb, run_dir, run_id, args, rows, results)
+            log_to_wandb(args.wandb, run_dir, run_id, args, rows, results, [t for ts in tables.values() for t in ts])
         log.info("outputs: %s", run_dir)
         return summary
     finally:

@@ -77,12 +77,13 @@ def markdown(rows: list[TaskRow]) -> str:
 
 
 def terminal(rows: list[TaskRow]) -> str:
-    head = f"{'suite':15s} {'task':>4s}  {'trials':>6s} {'succ':>5s} {'fail':>5s} {'err':>4s} {'SR %':>6s}  name"
+    w = max([15] + [len(r.suite) for r in rows])  # perturbed suites' names are longer (libero_spatial_object)
+    head = f"{'suite':{w}s} {'task':>4s}  {'trials':>6s} {'succ':>5s} {'fail':>5s} {'err':>4s} {'SR %':>6s}  name"
     lines = [head, "-" * len(head)]
-    lines += [f"{r.suite:15s} {r.task:4d}  {r.trials:6d} {r.successes:5d} {r.failures:5d} {r.errors:4d} "
+    lines += [f"{r.suite:{w}s} {r.task:4d}  {r.trials:6d} {r.successes:5d} {r.failures:5d} {r.errors:4d} "
               f"{_pct(r.rate):>6s}  {r.name}" for r in rows]
     rates = suite_rates(rows)
-    lines += ["-" * len(head)] + [f"{s:15s} SR {_pct(v)} %" for s, v in rates.items()]
+    lines += ["-" * len(head)] + [f"{s:{w}s} SR {_pct(v)} %" for s, v in rates.items()]
     return "\n".join(lines)
 
 

@@ -41,3 +41,9 @@ def test_plan_and_spec_keys():
     specs = plan_episodes(["libero_object"], [0, "pick_up_the_ketchup_and_place_it_in_the_basket"], trials=3)
     assert len(specs) == 6 and len({s.key for s in specs}) == 6 and specs[0].chunk == 5
     assert EpisodeSpec.from_payload({"v": 1, **specs[4].to_payload()}) == specs[4]
+
+
+def test_terminal_columns_stay_aligned_for_perturbed_suite_names():
+    rows = st.task_rows([result("libero_object", 4, 0, True), result("libero_spatial_object", 4, 0, False)])
+    lines = st.terminal(rows).splitlines()
+    assert lines[2].startswith("libero_object            4") and lines[3].startswith("libero_spatial_object    4")
