@@ -45,6 +45,7 @@ class EvalFleet:
     def __init__(self, redis_url: str, fleet: FleetConfig, worker: EpisodeWorkerConfig, service: PolicyServiceConfig):
         self.redis_url, self.fleet, self.worker_config, self.service_config = redis_url, fleet, worker, service
         self.supervisor = ServeSupervisor()
+        self._requested_cpus = False  # an autoscaler request of ours is in force
 
     @property
     def servers(self) -> list:
@@ -89,10 +90,20 @@ class EvalFleet:
             from ray.autoscaler.sdk import request_resources
 
             request_resources(bundles=[{"CPU": f.worker_cpus}] * wanted)
+            self._requested_cpus = True
             log.info("queue depth %d: scaling SimWorkers %d -> %d", depth, have, wanted)
             for i in range(have, wanted):
                 self._start_worker(i)
         return len(self.workers)
+
+    def withdraw_resource_request(self) -> None:
+        """Cancels what scale_to_queue asked the autoscaler for: a request stays in force after the job
+        ends, and the nodes it holds are never released as idle."""
+        if self._requested_cpus:
+            from ray.autoscaler.sdk import request_resources
+
+            request_resources(num_cpus=0)  # an empty request replaces the last one
+            self._requested_cpus = False
 
     def placement(self) -> dict[str, list[str]]:
         """Node ids the live actors run on (a dead one is left out)."""
@@ -105,6 +116,7 @@ class EvalFleet:
     def stop(self, timeout_s: float = 60.0) -> dict:
         """Call after the run's stop key is set: servers stop, workers finish their loop. Returns the
         PolicyServer's statistics."""
+        self.withdraw_resource_request()
         for s in self.servers:
             try:
                 s.stop.remote()
