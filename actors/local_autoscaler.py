@@ -112,12 +112,20 @@ class LocalAutoscalingCluster:
         return None
 
     def kill_node(self, node_id: str) -> int:
-        """SIGKILLs the raylet of node `node_id`, as a machine that dies would; returns its pid."""
+        """SIGKILLs the raylet of node `node_id` and the workers it started (with their children: env
+        processes), as a machine that dies would; returns the raylet's pid. The raylet alone is not
+        enough: its orphaned workers keep serving from Redis until they notice, and finished the
+        episode they held."""
         pid = self.raylet_pid(node_id)
         if pid is None:
             raise LookupError(f"LocalAutoscalingCluster.kill_node: no raylet of node {node_id} in the cluster "
                               f"at {self.address}")
-        os.kill(pid, signal.SIGKILL)
+        raylet = psutil.Process(pid)
+        for p in [raylet, *raylet.children(recursive=True)]:
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
         return pid
 
     def stop(self, timeout_s: float = 30.0) -> None:
@@ -163,15 +171,13 @@ def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     cluster = LocalAutoscalingCluster(args.config, args.object_store_mb)
     stop = []
-    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    for sig in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: a shell starts background jobs with it ignored
+        signal.signal(sig, lambda *_: stop.append(1))
     with cluster:
-        log.info("export RAY_ADDRESS=%s  (then e.g. python jobs/eval_libero.py ... --max-workers 2); "
+        log.info("export RAY_ADDRESS=%s  (then e.g. python jobs/eval_libero.py ... --policy-cpus 0 --max-workers 2); "
                  "Ctrl-C stops this cluster only", cluster.address)
-        try:
-            while not stop and cluster.head.process.poll() is None:
-                time.sleep(1.0)
-        except KeyboardInterrupt:
-            pass
+        while not stop and cluster.head.process.poll() is None:
+            time.sleep(1.0)
 
 
 if __name__ == "__main__":
