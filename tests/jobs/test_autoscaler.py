@@ -1,7 +1,8 @@
 """The evaluation on a real Ray autoscaler (configs/cluster_local.yaml: Ray's fake multi-node provider,
 each node a real raylet on this machine; a head with no CPUs, 0 to 2 one-CPU `cpu_worker` nodes).
 The fleet's request and its queued SimWorkers make the autoscaler add nodes, the episodes run there,
-the nodes go once idle; a node whose raylet is SIGKILLed loses and doubles no trial. Node counts are
+the nodes go once idle; a node SIGKILLed mid-episode (its raylet and the workers it started, as a
+dead machine) loses and doubles no trial. Node counts are
 read from Ray (ray.nodes()), not from the fleet."""
 
 import os
