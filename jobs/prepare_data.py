@@ -31,7 +31,7 @@ from worldvla_dist.sequences.token_space import TokenSpace
 log = logging.getLogger("prepare_data")
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--demos", type=Path, required=True, help="folder with <suite>/<task>_demo.hdf5 files")
     p.add_argument("--tokenizer", type=Path, required=True, help="tokenizer folder (jobs/train_tokenizer.py)")
@@ -43,7 +43,7 @@ def parse_args() -> argparse.Namespace:
                         "the last 10%% of each suite's tasks (val_ood) and of each other task's trajectories (val_ind)")
     p.add_argument("--address", default=None)
     p.add_argument("--num-cpus", type=int, default=None)
-    return p.parse_args()
+    return p.parse_args(argv)
 
 
 @ray.remote(num_cpus=1)
@@ -70,8 +70,8 @@ def counts_of(path: Path, expected: dict[str, str]) -> tuple[int, int, int, int]
     return counts["action"], counts["world"], counts["val_ind"], counts["val_ood"]
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv=None) -> None:
+    args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     TokenSpace.from_tokenizer_dir(args.tokenizer, args.image_size)  # fail early, naming what is missing
     todo, entries = [], []

@@ -78,7 +78,8 @@ class Rounds:
             return
         self.seen_versions.append(version)
         e = self.config.eval
-        specs = plan_episodes(e.suites, e.tasks, e.trials, weight_version=version, max_steps=e.max_steps, video=e.videos)
+        specs = plan_episodes(e.suites, e.tasks, e.trials, weight_version=version, max_steps=e.max_steps, video=e.videos,
+                              first_trial=e.first_trial)
         run = EvalRun(self.client, self.worker, specs)
         missing = run.enqueue_missing()
         log.info("evaluation round on version %d: %d episodes (%d to run)", version, len(specs), missing)

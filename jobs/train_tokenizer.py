@@ -28,7 +28,7 @@ from worldvla_dist.tokenizers.vqgan_training import reconstruction_psnr, train_v
 log = logging.getLogger("train_tokenizer")
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--demos", type=Path, required=True, help="folder of *_demo.hdf5 files (searched recursively)")
     p.add_argument("--out", type=Path, required=True)
@@ -39,7 +39,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--frame-stride", type=int, default=2, help="use every n-th frame of each demo")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true")
-    return p.parse_args()
+    return p.parse_args(argv)
 
 
 def load_frames(demos: Path, stride: int) -> tuple[np.ndarray, np.ndarray]:
@@ -62,8 +62,8 @@ def load_frames(demos: Path, stride: int) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(train), np.concatenate(val)
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv=None) -> None:
+    args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if all((args.out / f).is_file() for f in TOKENIZER_FILES) and not args.force:
         log.info("%s already holds a tokenizer; pass --force to retrain", args.out)

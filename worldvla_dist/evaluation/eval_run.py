@@ -14,6 +14,7 @@ from typing import Iterable
 import redis
 
 from worldvla_dist.envs.libero_tasks import find_task, suite_tasks
+from worldvla_dist.errors import ConfigError
 from worldvla_dist.evaluation import success_table
 from worldvla_dist.evaluation.episode_worker import EpisodeWorkerConfig, EvalChannels
 from worldvla_dist.evaluation.episodes import EpisodeResult, EpisodeSpec
@@ -23,13 +24,18 @@ from worldvla_dist.runtime.work_run import WorkRun
 
 
 def plan_episodes(suites: Iterable[str], tasks: Iterable[int | str] | None, trials: int, weight_version: int = 0,
-                  max_steps: int | None = None, video: bool = False) -> list[EpisodeSpec]:
-    specs = []
+                  max_steps: int | None = None, video: bool = False, first_trial: int = 0) -> list[EpisodeSpec]:
+    """Init states first_trial .. first_trial + trials - 1 of each task, trial-major (trial 0 of every
+    task of every suite, then trial 1, ...): workers take episodes in this order, so partial results
+    cover every task evenly. `first_trial` > 0 evaluates on init states a recipe never trained on
+    (trains on 0..39, evaluates on 40..49)."""
+    if trials < 1 or first_trial < 0:
+        raise ConfigError(f"plan_episodes: trials must be >= 1 and first_trial >= 0, got {trials}, {first_trial}")
+    chosen = []
     for suite in suites:
-        chosen = [find_task(suite, t) for t in tasks] if tasks else suite_tasks(suite)
-        specs += [EpisodeSpec(suite, t.index, trial, weight_version, max_steps, video)
-                  for t in chosen for trial in range(trials)]
-    return specs
+        chosen += [find_task(suite, t) for t in tasks] if tasks else suite_tasks(suite)
+    return [EpisodeSpec(t.suite, t.index, trial, weight_version, max_steps, video)
+            for trial in range(first_trial, first_trial + trials) for t in chosen]
 
 
 @dataclass

@@ -50,6 +50,11 @@ MODEL_PRESETS: Registry[ModelPreset] = Registry("model preset")
 MODEL_PRESETS.register("tiny-cpu", ModelPreset(
     name="tiny-cpu", hidden_size=256, intermediate_size=704, num_layers=4, num_heads=8, num_kv_heads=8,
     max_position_embeddings=1024, image_size_px=128, vocabulary="tiny", vqgan="tiny"))
+# A quarter-width, two-layer tiny model (~1 M parameters, ~8x less compute per token than tiny-cpu):
+# what the closed-loop memorization test trains on 2 cores within minutes (issue 18).
+MODEL_PRESETS.register("micro-cpu", ModelPreset(
+    name="micro-cpu", hidden_size=128, intermediate_size=352, num_layers=2, num_heads=4, num_kv_heads=4,
+    max_position_embeddings=1024, image_size_px=128, vocabulary="tiny", vqgan="tiny"))
 # Chameleon-7B shapes; the reference trains with dropout 0.05.
 _CHAMELEON_7B = dict(hidden_size=4096, intermediate_size=11008, num_layers=32, num_heads=32, num_kv_heads=32,
                      max_position_embeddings=4096, vocabulary="chameleon", vqgan="chameleon", attention_dropout=0.05)

@@ -41,10 +41,6 @@ def prepare_process_group_env() -> None:
     os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(Path.home() / ".cache" / "torch_extensions"))
 
 
-def warmup_constant(warmup_steps: int):
-    return lambda step: min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
-
-
 class DeepSpeedLearner:
     def __init__(self, model: WorldVLA, config: LearnerConfig):
         prepare_process_group_env()
@@ -59,7 +55,7 @@ class DeepSpeedLearner:
         params = [p for p in model.parameters() if p.requires_grad]
         o = config.optim
         optimizer = torch.optim.AdamW(params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_constant(o.warmup_steps))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, o.lr_factor)
         self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
             model=model, optimizer=optimizer, lr_scheduler=scheduler, config=config.deepspeed_config(self.world_size))
         self.step = 0  # optimizer steps taken

@@ -15,6 +15,7 @@ class EvalRoundsConfig:
     suites: tuple[str, ...] = ("libero_object",)
     tasks: tuple[int, ...] | None = None  # None: every task of each suite
     trials: int = 50
+    first_trial: int = 0  # init states first_trial .. first_trial + trials - 1 (40 with trials 10: held out)
     max_steps: int | None = None  # None: the suite's reference cap
     every_versions: int = 1  # a round on every n-th published version; the last version always gets one
     videos: bool = False
@@ -22,8 +23,9 @@ class EvalRoundsConfig:
     def __post_init__(self) -> None:
         for suite in self.suites:
             SUITES.get(suite)
-        if self.trials < 1 or self.every_versions < 1:
-            raise ConfigError(f"EvalRoundsConfig: trials and every_versions must be >= 1, got {self}")
+        if self.trials < 1 or self.every_versions < 1 or self.first_trial < 0:
+            raise ConfigError(f"EvalRoundsConfig: trials and every_versions must be >= 1 and first_trial >= 0, "
+                              f"got {self}")
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ warm-up, grad clip 4, batch 8 per GPU); the warm-up length is not in the paper: 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from worldvla_dist.errors import ConfigError
@@ -18,10 +19,25 @@ class OptimConfig:
     weight_decay: float = 0.1
     warmup_steps: int = 100
     grad_clip: float = 4.0
+    # 0: constant after warm-up (the reference). N > 0: cosine from lr down to min_lr_ratio * lr at step N,
+    # which the small CPU recipes use so that the weights settle at the end of a short run.
+    decay_steps: int = 0
+    min_lr_ratio: float = 0.1
 
     def __post_init__(self) -> None:
         if self.lr <= 0 or self.warmup_steps < 0 or self.grad_clip <= 0:
             raise ConfigError(f"OptimConfig: lr > 0, warmup_steps >= 0 and grad_clip > 0, got {self}")
+        if self.decay_steps < 0 or not 0 <= self.min_lr_ratio <= 1 or (self.decay_steps and self.decay_steps <= self.warmup_steps):
+            raise ConfigError(f"OptimConfig: decay_steps must be 0 or > warmup_steps, min_lr_ratio in [0, 1], got {self}")
+
+    def lr_factor(self, step: int) -> float:
+        """The multiple of `lr` at optimizer step `step` (0-based): linear warm-up, then constant or cosine."""
+        if self.warmup_steps and step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        if not self.decay_steps:
+            return 1.0
+        progress = min(1.0, (step - self.warmup_steps) / (self.decay_steps - self.warmup_steps))
+        return self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from typing import Callable
 import torch
 
 from worldvla_dist.data.mixing import mixed_batches
+from worldvla_dist.data.split import SPLITS, TRAIN
 from worldvla_dist.data.token_shards import load_samples
 from worldvla_dist.errors import ConfigError
 from worldvla_dist.model.checkpoint import load_checkpoint
@@ -39,6 +40,9 @@ class TrainRunConfig:
     save_every: int = 50
     publish_every: int = 50
     log_every: int = 1
+    # which shard splits the learner reads: ("train",) normally; the memorization setting adds "val_ind"
+    # so that every demo it is evaluated on was trained on (issue 18)
+    train_splits: tuple[str, ...] = (TRAIN,)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
 
     def __post_init__(self) -> None:
@@ -46,6 +50,9 @@ class TrainRunConfig:
             raise ConfigError("TrainRunConfig: a fresh model needs tokenizer_dir (or give init_checkpoint)")
         if min(self.steps, self.save_every, self.publish_every, self.log_every) < 1:
             raise ConfigError(f"TrainRunConfig: steps and the every-N settings must be >= 1, got {self}")
+        if not self.train_splits or set(self.train_splits) - set(SPLITS):
+            raise ConfigError(f"TrainRunConfig: train_splits must be a non-empty subset of {SPLITS}, "
+                              f"got {self.train_splits}")
 
 
 def build_model(config: TrainRunConfig) -> tuple[WorldVLA, TokenSpace]:
@@ -66,7 +73,10 @@ def run_training(config: TrainRunConfig, report: Callable[[dict], None] | None =
     run_dir = Path(config.run_dir)
     ckpt_dir = run_dir / "deepspeed"
     learner.load(ckpt_dir)
-    action, world = load_samples(config.shards, "train")
+    action, world = [], []
+    for split in config.train_splits:
+        a, w = load_samples(config.shards, split)
+        action, world = action + a, world + w
     lc = config.learner
     batches = mixed_batches(action, world, lc.micro_batch_size, lc.world_fraction, seed=lc.seed + 1000 * learner.rank,
                             start=learner.micro_steps)

@@ -4,6 +4,9 @@ import csv
 import io
 import json
 
+import pytest
+
+from worldvla_dist.errors import ConfigError
 from worldvla_dist.evaluation import success_table as st
 from worldvla_dist.evaluation.episodes import EpisodeResult, EpisodeSpec
 from worldvla_dist.evaluation.eval_run import plan_episodes
@@ -41,6 +44,14 @@ def test_plan_and_spec_keys():
     specs = plan_episodes(["libero_object"], [0, "pick_up_the_ketchup_and_place_it_in_the_basket"], trials=3)
     assert len(specs) == 6 and len({s.key for s in specs}) == 6 and specs[0].chunk == 5
     assert EpisodeSpec.from_payload({"v": 1, **specs[4].to_payload()}) == specs[4]
+    assert [(s.task, s.trial) for s in specs] == [(0, 0), (4, 0), (0, 1), (4, 1), (0, 2), (4, 2)]  # trial-major
+
+
+def test_plan_held_out_init_states():
+    specs = plan_episodes(["libero_object"], [1], trials=10, first_trial=40)
+    assert [s.trial for s in specs] == list(range(40, 50))
+    with pytest.raises(ConfigError, match="first_trial >= 0"):
+        plan_episodes(["libero_object"], [1], trials=2, first_trial=-1)
 
 
 def test_terminal_columns_stay_aligned_for_perturbed_suite_names():
