@@ -66,30 +66,48 @@ class LocalAutoscalingCluster:
     the GCS address on their command lines."""
 
     def __init__(self, config: str | Path = DEFAULT_CONFIG, object_store_mb: int = 128,
-                 ready_timeout_s: float = 120.0):
-        self.port = free_loopback_port()
-        self.address = f"127.0.0.1:{self.port}"
+                 ready_timeout_s: float = 120.0, start_attempts: int = 2):
+        self.config, self.object_store_mb, self.ready_timeout_s = config, object_store_mb, ready_timeout_s
+        self.start_attempts = start_attempts
         self._config_dir = tempfile.TemporaryDirectory(prefix="worldvla-autoscaler-")
         self.config_path = Path(self._config_dir.name) / "autoscaling.yaml"
-        self.config_path.write_text(yaml.safe_dump(autoscaling_config(config, self.address)))
-        self.head = _AutoscalingHead([f"--port={self.port}", "--num-cpus=0", "--num-gpus=0", "--include-dashboard=false",
-                             f"--object-store-memory={object_store_mb * 2 ** 20}",
-                             f"--autoscaling-config={self.config_path}"], FAKE_CLUSTER_ENV,
-                            ready_timeout_s=ready_timeout_s)
+        self._new_head()
+
+    def _new_head(self) -> None:
+        self.port = free_loopback_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.config_path.write_text(yaml.safe_dump(autoscaling_config(self.config, self.address)))
+        self.head = _AutoscalingHead([f"--port={self.port}", "--num-cpus=0", "--num-gpus=0",
+                                      "--include-dashboard=false",
+                                      f"--object-store-memory={self.object_store_mb * 2 ** 20}",
+                                      f"--autoscaling-config={self.config_path}"], FAKE_CLUSTER_ENV,
+                                     ready_timeout_s=self.ready_timeout_s)
 
     def start(self) -> "LocalAutoscalingCluster":
-        try:
-            self.head.start(self.address)
-        except BaseException:
-            self.stop()
-            raise
+        """Starts the head, again on a new port if it fails: Ray gives a raylet a fixed 30 s to register
+        (ray/_private/node.py), which a starved low-priority start on a busy machine overran."""
+        for attempt in range(1, self.start_attempts + 1):
+            try:
+                self.head.start(self.address)
+                break
+            except (RuntimeError, TimeoutError) as e:
+                self._stop_processes()
+                if attempt == self.start_attempts:
+                    self._config_dir.cleanup()
+                    raise
+                log.warning("autoscaling head at %s did not start (%s); again on a new port", self.address,
+                            str(e)[-300:])
+                self._new_head()
+            except BaseException:
+                self.stop()
+                raise
         log.info("autoscaling head at %s (config %s)", self.address, self.config_path)
         return self
 
     def processes(self) -> list[psutil.Process]:
-        """This cluster's processes: the head's tree and every process given its GCS address (raylets,
-        agents and workers of the launched nodes)."""
-        flag = f"--gcs-address={self.address}"
+        """This cluster's processes: the head's tree and every process given its GCS address or port
+        (raylets, agents and workers of the launched nodes; the GCS even when `ray start` died first)."""
+        flags = {f"--gcs-address={self.address}", f"--gcs_server_port={self.port}"}
         found: dict[int, psutil.Process] = {}
         if self.head.process is not None:
             try:
@@ -98,7 +116,7 @@ class LocalAutoscalingCluster:
             except psutil.NoSuchProcess:
                 pass
         for p in psutil.process_iter(["cmdline"]):
-            if flag in (p.info["cmdline"] or []):
+            if flags & set(p.info["cmdline"] or []):
                 found.setdefault(p.pid, p)
         found.pop(os.getpid(), None)
         return list(found.values())
@@ -131,6 +149,10 @@ class LocalAutoscalingCluster:
     def stop(self, timeout_s: float = 30.0) -> None:
         """Stops the head (its `ray start --block` takes its own processes down), then the launched
         nodes' processes: SIGTERM, and SIGKILL for what is left after `timeout_s`."""
+        self._stop_processes(timeout_s)
+        self._config_dir.cleanup()
+
+    def _stop_processes(self, timeout_s: float = 30.0) -> None:
         survivors = self.processes()
         self.head.stop()
         survivors = [p for p in survivors + self.processes() if p.is_running()]
@@ -146,7 +168,6 @@ class LocalAutoscalingCluster:
             except psutil.NoSuchProcess:
                 pass
         psutil.wait_procs(alive, timeout=10)
-        self._config_dir.cleanup()
 
     def __enter__(self) -> "LocalAutoscalingCluster":
         return self.start()

@@ -70,7 +70,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max-batch", type=int, default=8, help="PolicyServer's largest batch")
     p.add_argument("--max-wait-ms", type=float, default=5.0, help="PolicyServer's wait for more requests")
     p.add_argument("--policy-cpus", type=float, default=1.0,
-                   help="Ray CPUs the PolicyServer takes (0 lets it sit on a CPU-less head, as in configs/cluster_local.yaml)")
+                   help="Ray CPUs the PolicyServer takes (0: it may sit on a CPU-less head, as in "
+                        "configs/cluster_local.yaml)")
     p.add_argument("--run-id", default=None, help="re-use to resume (default: a new time-stamped id)")
     p.add_argument("--out", type=Path, default=Path("runs"))
     p.add_argument("--redis-url", default=os.environ.get("WORLDVLA_REDIS_URL"),
@@ -137,7 +138,8 @@ def main(argv=None) -> dict:
                                       max_wait_s=args.max_wait_ms / 1000)
         fleet_config = FleetConfig(checkpoint=str(Path(args.checkpoint).resolve()), tokenizer_dir=args.tokenizer_dir,
                                    preset=args.preset, policy_cpus=args.policy_cpus, policy_gpus=policy_gpus,
-                                   num_workers=args.workers or default_num_workers(args.policy_cpus), max_workers=args.max_workers,
+                                   num_workers=args.workers or default_num_workers(args.policy_cpus),
+                                   max_workers=args.max_workers,
                                    episodes_per_worker=args.episodes_per_worker)
         specs = plan_episodes(suites, args.tasks, args.trials, max_steps=args.max_steps, video=args.videos)
         if layouts:  # a run stopped early still fills every column

@@ -5,6 +5,7 @@ the nodes go once idle; a node SIGKILLed mid-episode (its raylet and the workers
 dead machine) loses and doubles no trial. Node counts are
 read from Ray (ray.nodes()), not from the fleet."""
 
+import logging
 import os
 import time
 import uuid
@@ -22,6 +23,7 @@ from worldvla_dist.runtime.redis_server import EmbeddedRedis
 from worldvla_dist.serving.policy_service import PolicyServiceConfig
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+log = logging.getLogger(__name__)
 
 
 @pytest.fixture(scope="module")
@@ -122,8 +124,8 @@ def test_the_autoscaler_adds_nodes_for_the_queue_and_releases_them_when_idle(aut
     released = time.monotonic() - counts.start - drained
     ns = [n for _, n in counts.changes]
     assert ns[0] == 0 and max(ns) >= 2 and ns[-1] == 0, counts.changes
-    print(f"worker nodes over time (s, nodes): {counts.changes}; 2 nodes after {counts.first_time(lambda n: n >= 2)} s; "
-          f"queue drained at {drained:.1f} s, nodes released {released:.1f} s later")
+    log.info("worker nodes over time (s, nodes): %s; 2 nodes after %s s; queue drained at %.1f s, nodes released "
+             "%.1f s later", counts.changes, counts.first_time(lambda n: n >= 2), drained, released)
 
 
 def test_a_node_killed_mid_evaluation_loses_and_doubles_no_trial(autoscaling_cluster, redis_server, tiny_checkpoint):
@@ -164,9 +166,9 @@ def test_a_node_killed_mid_evaluation_loses_and_doubles_no_trial(autoscaling_clu
     assert not set(held) & set(pending_of(run, victim_name))
     # the SimWorker's death shows only once its node is marked dead (missed heartbeats, ~13 s here):
     # the survivor has often reclaimed the episode and finished the run before, so no restart is asserted
-    print(f"node {victim[-5:]} ({victim_name}) killed at {killed_at:.1f} s holding {sorted(held_keys)}; re-run by "
-          f"{[results[k].worker for k in held_keys]}; worker nodes over time (s, nodes): {counts.changes}; "
-          f"restarts {fleet.restarts}")
+    log.info("node %s (%s) killed at %.1f s holding %s; re-run by %s; worker nodes over time (s, nodes): %s; "
+             "restarts %s", victim[-5:], victim_name, killed_at, sorted(held_keys),
+             [results[k].worker for k in held_keys], counts.changes, fleet.restarts)
 
 
 def spec_of(run, entry_id: str):
