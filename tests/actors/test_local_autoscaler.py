@@ -29,3 +29,24 @@ def test_a_config_for_another_provider_is_refused(tmp_path):
     path.write_text((ROOT / "cluster.yaml").read_text())
     with pytest.raises(ValueError, match="must use provider type fake_multinode, got 'aws'"):
         autoscaling_config(path, "127.0.0.1:6390")
+
+
+def test_a_head_that_fails_to_start_is_started_again_on_a_new_port(monkeypatch):
+    from actors import local_autoscaler
+
+    started, stopped = [], []
+
+    def start(head, address):
+        started.append(address)
+        if len(started) == 1:
+            raise RuntimeError("The current node timed out during startup")
+        return head
+
+    monkeypatch.setattr(local_autoscaler._AutoscalingHead, "start", start)
+    monkeypatch.setattr(local_autoscaler.LocalAutoscalingCluster, "_stop_processes",
+                        lambda self, timeout_s=30.0: stopped.append(self.address))
+    cluster = local_autoscaler.LocalAutoscalingCluster().start()
+    assert len(started) == 2 and started[0] != started[1] == cluster.address and stopped == started[:1]
+    assert yaml.safe_load(cluster.config_path.read_text())["provider"]["gcs_address"] == cluster.address
+    cluster.stop()
+    assert not cluster.config_path.exists()
