@@ -15,7 +15,12 @@ from dataclasses import dataclass
 
 import torch
 
+from worldvla_dist.errors import ConfigError
 from worldvla_dist.tokenizers.vocabulary import Vocabulary
+
+# which mask action samples train (and decode) under: "action", WorldVLA's; "causal", the plain causal
+# mask the paper ablates it against (Table 4), under which each action of a chunk sees the earlier ones
+ATTENTION_MASKS = ("action", "causal")
 
 
 @dataclass
@@ -81,3 +86,18 @@ def causal_mask(valid: torch.Tensor, dtype: torch.dtype = torch.float32) -> torc
     zeros = torch.zeros(valid.shape, dtype=torch.long, device=valid.device)
     index = torch.arange(valid.shape[1], device=valid.device).expand_as(zeros)
     return attention_mask_from_blocks(zeros, valid, zeros, zeros.bool(), index, dtype)
+
+
+def check_attention_mask(kind: str, where: str) -> str:
+    if kind not in ATTENTION_MASKS:
+        raise ConfigError(f"{where}: attention_mask must be one of {ATTENTION_MASKS}, got {kind!r}")
+    return kind
+
+
+def sequence_attention_mask(input_ids: torch.Tensor, vocab: Vocabulary, valid: torch.Tensor | None = None,
+                            kind: str = "action", dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """(B, L) ids -> (B, 1, L, L) under the mask `kind` (one of ATTENTION_MASKS)."""
+    check_attention_mask(kind, "sequence_attention_mask")
+    if kind == "causal":
+        return causal_mask(torch.ones_like(input_ids, dtype=torch.bool) if valid is None else valid, dtype)
+    return action_attention_mask(input_ids, vocab, valid, dtype)

@@ -7,7 +7,7 @@ from typing import Sequence
 
 import torch
 
-from worldvla_dist.sequences.attention_mask import action_attention_mask
+from worldvla_dist.sequences.attention_mask import sequence_attention_mask
 from worldvla_dist.sequences.samples import IGNORE_INDEX, TokenSample
 from worldvla_dist.tokenizers.vocabulary import Vocabulary
 
@@ -29,8 +29,9 @@ class Batch:
 
 
 def collate(samples: Sequence[TokenSample], vocab: Vocabulary, dtype: torch.dtype = torch.float32,
-            pad_to_multiple: int = 1) -> Batch:
-    """Pads to the longest sample (rounded up to `pad_to_multiple`) and builds the action mask."""
+            pad_to_multiple: int = 1, attention_mask: str = "action") -> Batch:
+    """Pads to the longest sample (rounded up to `pad_to_multiple`) and builds the action mask (or, with
+    `attention_mask="causal"`, the plain causal mask of the paper's ablation)."""
     if not samples:
         raise ValueError("collate: got an empty list of samples")
     length = max(len(s.input_ids) for s in samples)
@@ -44,6 +45,6 @@ def collate(samples: Sequence[TokenSample], vocab: Vocabulary, dtype: torch.dtyp
         labels[i, :n] = torch.as_tensor(s.labels)
         valid[i, :n] = True
     positions = torch.arange(length).expand(len(samples), -1).clone()
-    mask = action_attention_mask(ids, vocab, valid, dtype)
+    mask = sequence_attention_mask(ids, vocab, valid, attention_mask, dtype)
     is_world = torch.tensor([s.kind == "world" for s in samples])
     return Batch(ids, labels, positions, mask, is_world)

@@ -69,7 +69,8 @@ class DeepSpeedLearner:
         """Forward + backward on one micro-batch; the optimizer steps every grad_accum_steps of them."""
         self.engine.train()
         start = time.perf_counter()
-        batch = collate(samples, self.vocab, dtype=self.model.dtype).to(self.engine.device)
+        batch = collate(samples, self.vocab, dtype=self.model.dtype,
+                        attention_mask=self.config.attention_mask).to(self.engine.device)
         out = self.engine(batch)
         self.engine.backward(out.total)
         self.engine.step()

@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass, field
 
 from worldvla_dist.errors import ConfigError
+from worldvla_dist.sequences.attention_mask import check_attention_mask
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -48,6 +49,9 @@ class LearnerConfig:
     grad_accum_steps: int = 1
     world_fraction: float = 0.5  # share of world samples in each batch
     seed: int = 0
+    # "causal": action samples train under the plain causal mask, the paper's ablation (Table 4); the
+    # default is WorldVLA's action mask (sequences/attention_mask.py)
+    attention_mask: str = "action"
     optim: OptimConfig = field(default_factory=OptimConfig)
 
     def __post_init__(self) -> None:
@@ -57,6 +61,7 @@ class LearnerConfig:
             raise ConfigError(f"LearnerConfig: precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.micro_batch_size < 1 or self.grad_accum_steps < 1:
             raise ConfigError(f"LearnerConfig: micro_batch_size and grad_accum_steps must be >= 1, got {self}")
+        check_attention_mask(self.attention_mask, "LearnerConfig")
 
     def deepspeed_config(self, world_size: int) -> dict:
         """The optimizer and scheduler are passed as objects, so none is named here (naming DeepSpeed's

@@ -56,3 +56,41 @@ def test_padding_keys_are_masked(tokens):
     assert not ok[0, :n, n:].any()
     assert batch.input_ids[0, n:].eq(tokens.vocab.pad_id).all() and batch.labels[0, n:].eq(-100).all()
     assert batch.is_world.tolist() == [True, False]
+
+
+def test_causal_mode_lets_each_action_see_the_earlier_ones(tokens):
+    """The ablation's knob (paper Table 4): under "causal" action j sees actions < j; under "action" it does not."""
+    codes = random_codes(tokens, 2, seed=5)
+    sample = tokens.samples.action_sample("open the drawer", [codes[0], codes[1]], random_actions(3, 5))
+    p = sample.prompt_length
+    block = lambda k: list(range(p + 9 * k, p + 9 * k + 9))  # noqa: E731
+    action = allowed(collate([sample], tokens.vocab).attention_mask)[0]
+    causal = allowed(collate([sample], tokens.vocab, attention_mask="causal").attention_mask)[0]
+    n = len(sample.input_ids)
+    assert torch.equal(causal, torch.ones(n, n, dtype=torch.bool).tril()), "causal: every earlier token"
+    for j in range(1, 3):
+        for q in block(j):
+            for earlier in range(j):
+                assert causal[q, block(earlier)].all(), f"causal: action {j} sees action {earlier}"
+                assert not action[q, block(earlier)].any(), f"action mask: action {j} does not see {earlier}"
+
+
+def test_causal_mode_keeps_padding_masked(tokens):
+    codes = random_codes(tokens, 2, seed=6)
+    short = tokens.samples.action_sample("pick", [codes[0]], random_actions(1, 6))
+    long = tokens.samples.action_sample("pick", [codes[0], codes[1]], random_actions(5, 6))
+    ok = allowed(collate([short, long], tokens.vocab, attention_mask="causal").attention_mask)
+    n = len(short.input_ids)
+    assert not ok[0, :n, n:].any() and ok[1].equal(torch.ones_like(ok[1]).tril())
+
+
+def test_unknown_mask_mode_is_refused(tokens):
+    import pytest
+
+    from worldvla_dist.errors import ConfigError
+    from worldvla_dist.sequences.attention_mask import ATTENTION_MASKS
+
+    codes = random_codes(tokens, 1, seed=7)
+    sample = tokens.samples.action_sample("pick", [codes[0]], random_actions(2, 7))
+    with pytest.raises(ConfigError, match=str(ATTENTION_MASKS[0])):
+        collate([sample], tokens.vocab, attention_mask="bidirectional")

@@ -30,3 +30,12 @@ def test_train_splits_are_named_splits():
     assert TrainRunConfig(shards="s", run_dir="r", tokenizer_dir="t").train_splits == ("train",)
     with pytest.raises(ConfigError, match="train_splits must be a non-empty subset"):
         TrainRunConfig(shards="s", run_dir="r", tokenizer_dir="t", train_splits=("train", "test"))
+
+
+def test_attention_mask_is_a_named_mask():
+    from worldvla_dist.training.learner_config import LearnerConfig
+
+    assert LearnerConfig().attention_mask == "action"  # WorldVLA's; "causal" is the paper's ablation
+    assert LearnerConfig(attention_mask="causal").attention_mask == "causal"
+    with pytest.raises(ConfigError, match="attention_mask must be one of"):
+        LearnerConfig(attention_mask="full")
