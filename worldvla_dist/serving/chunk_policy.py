@@ -3,7 +3,11 @@ requests at once (images tokenised together, chunks decoded side by side by the 
 
 Each request carries the previous query frame too, which the last request of the same episode
 already tokenised: codes are kept in a small cache keyed by the frame's digest, which halves the
-VQGAN work per request (the image tokenizer never changes with the weights, so entries stay valid)."""
+VQGAN work per request (the image tokenizer never changes with the weights, so entries stay valid).
+
+A model trained under the plain causal mask (the paper's ablation) is served with
+`attention_mask="causal"`: one token at a time by the reference decoder, each action seeing the ones
+generated before it, as that model was trained."""
 
 from __future__ import annotations
 
@@ -15,14 +19,18 @@ import numpy as np
 import torch
 
 from worldvla_dist.decoding.parallel_decoder import parallel_decode_actions
+from worldvla_dist.decoding.reference_decoder import reference_decode_actions
 from worldvla_dist.model.worldvla import WorldVLA
+from worldvla_dist.sequences.attention_mask import check_attention_mask
 from worldvla_dist.sequences.token_space import TokenSpace
 from worldvla_dist.serving.protocol import PolicyRequest
 
 
 class ChunkPolicy:
-    def __init__(self, model: WorldVLA, tokens: TokenSpace, history: int = 2, code_cache_size: int = 1024):
+    def __init__(self, model: WorldVLA, tokens: TokenSpace, history: int = 2, code_cache_size: int = 1024,
+                 attention_mask: str = "action"):
         self.model, self.tokens, self.history = model.eval(), tokens, history
+        self.attention_mask = check_attention_mask(attention_mask, "ChunkPolicy")
         self.code_cache_size = code_cache_size
         self._codes: OrderedDict[bytes, torch.Tensor] = OrderedDict()
         self.encoded_frames = 0  # frames that went through the VQGAN (cache misses)
@@ -62,7 +70,13 @@ class ChunkPolicy:
             by_k[r.num_actions].append(i)
         out: list[np.ndarray | None] = [None] * len(requests)
         for k, rows in by_k.items():
-            bins = parallel_decode_actions(self.model, [prompts[i] for i in rows], k).cpu().numpy()
+            bins = self.decode([prompts[i] for i in rows], k).cpu().numpy()
             for i, chunk in zip(rows, self.tokens.actions.decode(bins).astype(np.float32)):
                 out[i] = chunk
         return out
+
+    def decode(self, prompts: list[list[int]], num_actions: int) -> torch.Tensor:
+        """B action prompts -> (B, K, 7) action-bin ids, by the decoder that matches the training mask."""
+        if self.attention_mask == "causal":
+            return reference_decode_actions(self.model, prompts, num_actions, attention_mask="causal")
+        return parallel_decode_actions(self.model, prompts, num_actions)
