@@ -166,7 +166,11 @@ def main(argv=None) -> dict:
                 fleet.supervise()
                 fleet.scale_to_queue(run.queue.depth())
 
-            run.wait(on_progress=show, on_poll=poll)
+            try:
+                run.wait(on_progress=show, on_poll=poll)
+            except BaseException:  # a failure or Ctrl-C: the autoscaler request outlives the job, nodes would stay up
+                fleet.withdraw_resource_request()
+                raise
             bar.close()
             placement = fleet.placement()
             run.stop_workers()
