@@ -1,17 +1,26 @@
 """`make demo`: the main job on one small machine, end to end, from nothing.
 
-    python jobs/demo.py            # ~22 minutes on 2 cores (22.3 min from a fresh clone, 2026-11-26)
-    python jobs/demo.py --quick    # ~4 minutes, numbers meaningless: checks the plumbing
+    python jobs/demo.py                     # the memorization recipe (~6 minutes on 2 cores)
+    python jobs/demo.py --recipe heldout    # 2 libero_object tasks, 12 demos each, held-out init states
+    python jobs/demo.py --quick             # ~4 minutes, numbers meaningless: checks the plumbing
 
 1. starts a local Ray head with its job server, and an embedded redis-server (loopback, password);
-2. scripted LIBERO demonstrations for a few tasks -> hdf5 (cached in data/demo-cache/);
+2. scripted LIBERO demonstrations -> hdf5 (cached in data/demo-cache/<recipe>/);
 3. trains the tiny VQGAN on their frames (cached) and tokenises them into shards;
-4. `jobs/train_joint.py` with the tiny-cpu preset: DeepSpeed learner + evaluation rounds on the
+4. `jobs/train_joint.py` on the recipe's config: DeepSpeed learner + evaluation rounds on the
    published weights;
-5. reports what the tiny model learned on held-out trajectories (action-token accuracy vs the
-   majority bin, next-frame PSNR vs copying the last frame) and its success on the trained tasks.
+5. reports success on the init states it trained on and on init states it never saw, and (heldout
+   recipe) action-token accuracy and next-frame PSNR on held-out trajectories.
 
-Steps 2-4 are each a `ray job submit` to the head, as a user would run them on a cluster.
+Recipes. memorize (the default; configs/memorize_cpu.yaml): the micro-cpu model learns 2 demos of one
+short task and replays them closed loop: what a user can see learn in minutes on a CPU, and the
+setting of tests/jobs/test_memorize.py. It is memorization, not generalization: the unseen init
+states beside it say so. heldout: the generalization setting, which does not reach success at this
+size in this time (docs/benchmarks.md).
+
+Steps 2-4 are each a `ray job submit` to the head, as a user would run them on a cluster. Their
+output is kept to our own lines (Ray's submission text, robosuite's macro warnings and DeepSpeed's
+start-up lines are dropped; progress bars refresh at most every 30 s).
 """
 
 from __future__ import annotations
@@ -19,10 +28,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
+import re
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
@@ -38,44 +50,113 @@ log = logging.getLogger("demo")
 ENV = {**os.environ, **_LOOPBACK_ENV}
 
 
+@dataclass(frozen=True)
+class DemoRecipe:
+    """What the demo trains on and how it is judged. Demos are made from init states 0..demos-1 of each
+    task; evaluation runs eval_trials init states from eval_first_trial: those below `demos` were
+    trained on, the rest never seen."""
+
+    suite: str
+    tasks: tuple[str, ...]
+    demos: int  # scripted demos per task
+    tokenizer_steps: int
+    config: str  # the train_joint config (paths are replaced by the demo's)
+    eval_first_trial: int
+    eval_trials: int
+    eval_max_steps: int
+    label: str
+
+
+RECIPES = {
+    "memorize": DemoRecipe("libero_goal", ("7",), 2, 200, "configs/memorize_cpu.yaml", 0, 4, 150,
+                           "memorization: 2 demos of one task, replayed closed loop"),
+    "heldout": DemoRecipe("libero_object", ("0", "1"), 12, 150, "configs/tiny_cpu.yaml", 12, 3, 150,
+                          "held-out: 12 demos per task, evaluated on init states 12..14"),
+}
+
+# Lines of `ray job submit` and of the libraries' start-up that say nothing about the run; a job's
+# verdict ("Job 'raysubmit_..' succeeded") is kept.
+CHATTER = re.compile("|".join((
+    r"\b(cli|packaging|working_dir|job_manager|sdk|worker|dashboard_sdk)\.py:\d+ -- ", r"robosuite WARNING",
+    r"setup_macros\.py", r"\[info\] Applying task order", r"\[(INFO|WARNING)\] \[(real_accelerator|logging|config|comm)",
+    r"^\s*$")))
+VERDICT = re.compile(r"Job '\S+' (succeeded|failed|stopped)")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--recipe", choices=sorted(RECIPES), default="memorize")
     p.add_argument("--out", type=Path, default=ROOT / "runs", help="parent folder of the run folder")
-    p.add_argument("--cache", type=Path, default=ROOT / "data" / "demo-cache", help="demos, tokenizer, shards")
-    p.add_argument("--suite", default="libero_object")
-    p.add_argument("--tasks", nargs="+", default=["0", "1"])
-    p.add_argument("--trials", type=int, default=12, help="scripted demos per task")
-    p.add_argument("--tokenizer-steps", type=int, default=150)
-    p.add_argument("--steps", type=int, default=300, help="learner steps")
-    p.add_argument("--eval-trials", type=int, default=3)
-    p.add_argument("--eval-max-steps", type=int, default=150, help="per episode (the suite's cap is 280)")
+    p.add_argument("--cache", type=Path, default=None, help="demos, tokenizer, shards (default data/demo-cache/<recipe>)")
+    p.add_argument("--steps", type=int, default=None, help="learner steps (default: the recipe config's)")
     p.add_argument("--videos", action="store_true", help="an mp4 per evaluation episode (run folder and wandb)")
     p.add_argument("--wandb", default="off", choices=["off", "offline", "online"])
     p.add_argument("--quick", action="store_true", help="tiny numbers everywhere: a plumbing check")
     args = p.parse_args()
+    recipe = RECIPES[args.recipe]
+    args.cache = args.cache or ROOT / "data" / "demo-cache" / (args.recipe + ("-quick" if args.quick else ""))
     if args.quick:
-        args.tasks, args.trials, args.tokenizer_steps, args.steps = args.tasks[:1], 2, 3, 4
-        args.eval_trials, args.eval_max_steps = 1, 10
-        if args.cache == ROOT / "data" / "demo-cache":  # a given --cache is used as it is
-            args.cache = args.cache.with_name(args.cache.name + "-quick")
+        recipe = replace(recipe, tasks=recipe.tasks[:1], demos=2, tokenizer_steps=3, eval_trials=1, eval_max_steps=10)
+        args.steps = 4
+    args.recipe_spec = recipe
     return args
 
 
 def run(*cmd: str) -> None:
-    log.info("$ %s", " ".join(cmd))
-    subprocess.run(cmd, check=True, cwd=ROOT, env=ENV)
+    """Runs `cmd`, passing on its output without the chatter; raises on failure with the last lines."""
+    shown = ["ray job submit ... --", *cmd[cmd.index("--") + 1:]] if "--" in cmd else cmd
+    log.info("$ %s", " ".join(shown))
+    tail: list[str] = []
+    with subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          bufsize=1) as proc:
+        for line in proc.stdout:
+            tail = (tail + [line])[-40:]
+            line = ANSI.sub("", line)
+            if VERDICT.search(line) or not CHATTER.search(line):
+                sys.stdout.write(line)
+                sys.stdout.flush()
+    if proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, cmd, "".join(tail))
+
+
+def train_config(recipe: DemoRecipe, cache: Path, run_dir: Path, steps: int | None, videos: bool, wandb: str) -> dict:
+    """The recipe's train_joint config with the demo's paths and evaluation."""
+    config = yaml.safe_load((ROOT / recipe.config).read_text())
+    train = config["train"]
+    train.update(shards=str(cache / "shards"), tokenizer_dir=str(cache / "tokenizer"), run_dir=str(run_dir))
+    if steps:
+        train.update(steps=steps, save_every=max(1, steps // 2), publish_every=max(1, steps // 2))
+        if train["learner"]["optim"].get("decay_steps"):
+            train["learner"]["optim"]["decay_steps"] = steps
+        train["learner"]["optim"]["warmup_steps"] = min(20, steps - 1)
+    config["eval"] = {"suites": [recipe.suite], "tasks": [int(t) for t in recipe.tasks], "trials": recipe.eval_trials,
+                      "first_trial": recipe.eval_first_trial, "max_steps": recipe.eval_max_steps, "videos": videos}
+    config["wandb"] = wandb
+    return config
+
+
+def success_by_init_state(episodes: list[dict], trained: int) -> dict[str, tuple[int, int]]:
+    """(successes, episodes run) on the init states below `trained` and on the others."""
+    out = {}
+    for name, chosen in (("trained", [e for e in episodes if e["trial"] < trained]),
+                         ("unseen", [e for e in episodes if e["trial"] >= trained])):
+        ran = [e for e in chosen if not e.get("error")]
+        out[name] = (sum(e["success"] for e in ran), len(ran))
+    return out
 
 
 def main() -> None:
     args = parse_args()
+    recipe: DemoRecipe = args.recipe_spec
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     started = time.monotonic()
-    run_dir = (args.out / time.strftime("demo-%Y%m%d-%H%M%S")).resolve()
+    run_dir = (args.out / time.strftime(f"demo-{args.recipe}-%Y%m%d-%H%M%S")).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     cache = args.cache.resolve()
     port, dashboard = free_loopback_port(), free_loopback_port()
     address, dashboard_url = f"127.0.0.1:{port}", f"http://127.0.0.1:{dashboard}"
-    log.info("starting a Ray head with its job server at %s", address)
+    log.info("recipe %s (%s); starting a Ray head with its job server at %s", args.recipe, recipe.label, address)
     head = RayNode([f"--port={port}", f"--dashboard-port={dashboard}", "--dashboard-host=127.0.0.1",
                     f"--num-cpus={max(3, os.cpu_count() or 2)}", "--num-gpus=0", "--object-store-memory=268435456"]
                    ).start(address, url=f"{dashboard_url}/api/version")
@@ -83,62 +164,72 @@ def main() -> None:
 
     def submit(*job: str, env_vars: dict[str, str] | None = None) -> None:
         run(RAY_CLI, "job", "submit", "--address", dashboard_url, "--working-dir", str(ROOT),
-            # the state API's address in every actor (Ray Train's PlacementGroupCleaner asks it; see init_ray)
+            # the state API's address in every actor (Ray Train's PlacementGroupCleaner asks it; see init_ray);
+            # job logs are no terminal: a progress bar line at most every 30 s
             "--runtime-env-json", json.dumps({"env_vars": {**_LOOPBACK_ENV, STATE_API_ENV: dashboard_url,
-                                                           **(env_vars or {})}}),
+                                                           "TQDM_MININTERVAL": "30", **(env_vars or {})}}),
             "--", sys.executable, *job)
 
     try:
-        submit("jobs/make_demos.py", "--suites", args.suite, "--tasks", *args.tasks, "--trials", str(args.trials),
-               "--image-size", "128", "--out", str(cache / "demos"))  # the tiny-cpu preset's resolution
+        submit("jobs/make_demos.py", "--suites", recipe.suite, "--tasks", *recipe.tasks, "--trials", str(recipe.demos),
+               "--image-size", "128", "--out", str(cache / "demos"))  # the tiny presets' resolution
         submit("jobs/train_tokenizer.py", "--demos", str(cache / "demos"), "--out", str(cache / "tokenizer"),
-               "--steps", str(args.tokenizer_steps))
+               "--steps", str(recipe.tokenizer_steps))
         submit("jobs/prepare_data.py", "--demos", str(cache / "demos"), "--tokenizer", str(cache / "tokenizer"),
                "--out", str(cache / "shards"))
-        config = {
-            "train": {"shards": str(cache / "shards"), "tokenizer_dir": str(cache / "tokenizer"), "run_dir": str(run_dir),
-                      "steps": args.steps, "save_every": max(1, args.steps // 4), "publish_every": max(1, args.steps // 2),
-                      "learner": {"micro_batch_size": 8, "optim": {"lr": 1e-3, "warmup_steps": min(20, args.steps)}}},
-            "eval": {"suites": [args.suite], "tasks": [int(t) for t in args.tasks], "trials": args.eval_trials,
-                     "max_steps": args.eval_max_steps, "videos": args.videos},
-            "wandb": args.wandb,
-            "resources": {"learner_cpus": 1, "policy_cpus": 0.5, "sim_workers": 1, "sim_cpus": 0.5},
-        }
+        config = train_config(recipe, cache, run_dir, args.steps, args.videos, args.wandb)
         (run_dir / "demo_config.yaml").write_text(yaml.safe_dump(config))
         submit("jobs/train_joint.py", "--config", str(run_dir / "demo_config.yaml"),
                env_vars={"WORLDVLA_REDIS_URL": redis.url})
     finally:
         redis.stop()
         head.stop()
-
-    from worldvla_dist.evaluation.heldout import heldout_report
-
-    summary = json.loads((run_dir / "summary.json").read_text())
-    last_export = sorted((run_dir / "exports").iterdir())[-1]
-    model, tokens = load_checkpoint(last_export)
-    samples = 8 if args.quick else 64
-    report = heldout_report(model, tokens, cache / "demos", max_frames=samples, max_prompts=samples)
-    final_round = summary["rounds"].get(str(summary["steps"]), {})
-    acc, frame = report["action_token_accuracy"], report["next_frame"]
-    tokenizer_report = json.loads((cache / "tokenizer" / "tokenizer_report.json").read_text())
-    on = report["on"]
-    rows = [
-        (f"{on} action-token accuracy", f"{acc['model']:.3f}", f"majority bin {acc['majority']:.3f}"),
-        (f"{on} next-frame PSNR (dB)", f"{frame['model_psnr']:.2f}",
-         f"copy last frame {frame['copy_last_psnr']:.2f}, tokenizer ceiling {frame['tokenizer_ceiling_psnr']:.2f}"),
-        ("next-frame VQ code accuracy", f"{frame['model_code_accuracy']:.3f}",
-         f"copy last frame {frame['copy_last_code_accuracy']:.3f}"),
-        ("success on the trained tasks", f"{100 * final_round.get(args.suite, 0.0):.0f}%",
-         f"{args.eval_trials} trials x {len(args.tasks)} tasks, {args.eval_max_steps} steps, weights v{summary['steps']}"),
-        ("final L_action / L_world", f"{summary['final_L_action']:.3f}", f"{summary['final_L_world']:.3f}"),
-    ]
-    report.update(success=final_round, tokenizer=tokenizer_report, minutes=(time.monotonic() - started) / 60)
+    report = demo_report(args, recipe, config, cache, run_dir)
+    report["minutes"] = (time.monotonic() - started) / 60
     (run_dir / "demo_report.json").write_text(json.dumps(report, indent=1))
-    lines = [f"{name:32s} {value:>8s}   {note}" for name, value, note in rows]
-    print(f"\nWorldVLA tiny-cpu demo ({'QUICK: plumbing only' if args.quick else 'LIBERO ' + args.suite}), "
-          f"{report['minutes']:.1f} min\n" + "\n".join(lines))
+    print(f"\nWorldVLA demo, recipe {args.recipe} ({'QUICK: plumbing only' if args.quick else recipe.label}), "
+          f"{report['minutes']:.1f} min\n" + "\n".join(f"{name:36s} {value:>8s}   {note}" for name, value, note in report["rows"]))
     print(f"\noutputs: {run_dir}  (summary.json, rounds.md, loss.png, success_rounds.png, eval/, exports/, "
           f"demo_report.json)")
+
+
+def demo_report(args, recipe: DemoRecipe, config: dict, cache: Path, run_dir: Path) -> dict:
+    """The closing table: success on trained and unseen init states, losses, and for the heldout
+    recipe what the model does on held-out trajectories."""
+    summary = json.loads((run_dir / "summary.json").read_text())
+    steps = summary["steps"]
+    episodes = [json.loads(x) for x in (run_dir / "eval" / f"v{steps:06d}" / "episodes.jsonl").read_text().splitlines()]
+    memorize = "val_ind" in config["train"].get("train_splits", ())  # every demo trained on
+    split = success_by_init_state(episodes, recipe.demos)
+    where = f"{recipe.suite} task(s) {' '.join(recipe.tasks)}, {recipe.eval_max_steps} steps, weights v{steps}"
+    rows = [(name, _rate(*split[key]), f"{note}; {where}") for key, name, note in (
+        ("trained", "success on trained init states", f"init states 0..{recipe.demos - 1}"),
+        ("unseen", "success on unseen init states", f"init states >= {recipe.demos}, never trained on"))
+        if split[key][1]]
+    world = summary["final_L_world"]
+    rows.append(("final L_action / L_world", f"{summary['final_L_action']:.3f}",
+                 "no world samples (world_fraction 0)" if world is None or math.isnan(world) else f"{world:.3f}"))
+    report = {"recipe": args.recipe, "label": recipe.label, "success": {k: list(v) for k, v in split.items()},
+              "summary": summary, "tokenizer": json.loads((cache / "tokenizer" / "tokenizer_report.json").read_text())}
+    if not memorize:
+        from worldvla_dist.evaluation.heldout import heldout_report
+
+        model, tokens = load_checkpoint(sorted((run_dir / "exports").iterdir())[-1])
+        samples = 8 if args.quick else 64
+        held = heldout_report(model, tokens, cache / "demos", max_frames=samples, max_prompts=samples)
+        acc, frame = held["action_token_accuracy"], held["next_frame"]
+        rows += [(f"{held['on']} action-token accuracy", f"{acc['model']:.3f}", f"majority bin {acc['majority']:.3f}"),
+                 (f"{held['on']} next-frame PSNR (dB)", f"{frame['model_psnr']:.2f}",
+                  f"copy last frame {frame['copy_last_psnr']:.2f}, tokenizer ceiling {frame['tokenizer_ceiling_psnr']:.2f}"),
+                 ("next-frame VQ code accuracy", f"{frame['model_code_accuracy']:.3f}",
+                  f"copy last frame {frame['copy_last_code_accuracy']:.3f}")]
+        report.update(held)
+    report["rows"] = rows
+    return report
+
+
+def _rate(successes: int, ran: int) -> str:
+    return f"{100 * successes / ran:.0f}% ({successes}/{ran})" if ran else "-"
 
 
 if __name__ == "__main__":

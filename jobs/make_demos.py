@@ -132,7 +132,7 @@ def run_expert_tasks(args: argparse.Namespace) -> list[TaskDemoReport]:
                 path.write_text(json.dumps(asdict(report)))
                 reports.append(report)
                 bar.update()
-                bar.set_postfix(last=f"{report.suite}/{report.task} {report.expert_successes}/{report.trials}")
+                bar.set_postfix(last=f"{report.suite}/{report.task} {report.expert_successes}/{report.trials}", refresh=False)
     return reports
 
 

@@ -191,7 +191,7 @@ def main(argv=None) -> dict:
                 rounds.offer(version, train.steps)
             status = rounds.poll(wandb_run)
             if status:
-                bar.set_description(f"train | eval {status}")
+                bar.set_description(f"train | eval {status}", refresh=False)
             if fleet:
                 fleet.supervise()
                 if rounds.current is not None:

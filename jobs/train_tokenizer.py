@@ -77,7 +77,7 @@ def main(argv=None) -> None:
     log.info("%d training frames, %d held-out frames", len(train), len(val))
     bar = tqdm(total=args.steps, desc="VQGAN", unit="step")
     train_vqgan(tokens.images, train, args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                on_step=lambda s, l: (bar.update(), bar.set_postfix(rec=f"{l['reconstruction']:.3f}")))
+                on_step=lambda s, l: (bar.update(), bar.set_postfix(rec=f"{l['reconstruction']:.3f}", refresh=False)))
     bar.close()
     psnr = reconstruction_psnr(tokens.images, val)
     tokens.save(args.out)

@@ -1,4 +1,4 @@
-"""`make demo` end to end with quick settings, on real components: a local Ray head with its job
+"""`make demo` (its memorization recipe) end to end with quick settings, on real components: a local Ray head with its job
 server, an embedded Redis, scripted LIBERO demos -> hdf5 -> tiny tokenizer -> token shards, then
 `jobs/train_joint.py` (Ray Train + DeepSpeed learner, PolicyServer following the published weights,
 SimWorkers on LIBERO, evaluation rounds), each step a `ray job submit`, then the report. Afterwards the main job,
@@ -31,14 +31,17 @@ def test_quick_demo_runs_the_whole_pipeline_and_its_jobs_resume(tmp_path):
               "--wandb", "offline")
     (run_dir,) = (tmp_path / "runs").iterdir()
     report = json.loads((run_dir / "demo_report.json").read_text())
-    assert 0.0 <= report["action_token_accuracy"]["model"] <= 1.0 and report["next_frame"]["num_frames"] > 0
     assert report["tokenizer"]["heldout_frames"] > 0
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["steps"] == 4 and "libero_object" in summary["rounds"]["4"]
+    assert summary["steps"] == 4 and "libero_goal" in summary["rounds"]["4"]
     assert (run_dir / "loss.png").stat().st_size > 0 and (run_dir / "success_rounds.png").stat().st_size > 0
-    assert "| libero_object/0 |" in (run_dir / "rounds.md").read_text()
+    assert "| libero_goal/7 |" in (run_dir / "rounds.md").read_text()
     submitted = [line for line in log.splitlines() if "Job 'raysubmit_" in line and "succeeded" in line]
-    assert len(submitted) == 4 and "action-token accuracy" in log  # make_demos, tokenizer, prepare_data, train_joint
+    assert len(submitted) == 4 and "success on trained init states" in log  # make_demos, tokenizer, prepare_data, train_joint
+    assert report["success"]["trained"][1] == 1 and report["recipe"] == "memorize"
+    # job logs are no terminal: no line per progress-bar refresh, no Ray submission text or macro warnings
+    assert "robosuite WARNING" not in log and "Next steps" not in log and log.count("VQGAN:") <= 3, log
+    assert len(log.splitlines()) < 300, f"{len(log.splitlines())} lines:\n{log}"
     assert "died" not in log  # no actor lost between rounds (clearing the queue once killed blocked SimWorkers)
     assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 4
     episodes = [json.loads(x) for x in (run_dir / "eval" / "v000004" / "episodes.jsonl").read_text().splitlines()]
@@ -61,8 +64,8 @@ def test_quick_demo_runs_the_whole_pipeline_and_its_jobs_resume(tmp_path):
     space = TokenSpace.from_tokenizer_dir(tok, 128)
     assert (actions or val_actions)[0].input_ids[0] == space.vocab.bos_id
 
-    assert "0 tasks to generate, 1 already done" in run("jobs/make_demos.py", "--suites", "libero_object", "--tasks",
-                                                         "0", "--out", str(demos))
+    assert "0 tasks to generate, 1 already done" in run("jobs/make_demos.py", "--suites", "libero_goal", "--tasks",
+                                                         "7", "--out", str(demos))
     rerun = json.loads((demos / "expert_success.json").read_text())
     assert rerun[0]["expert_successes"] == 2  # the skipped task keeps its measured success, not "cached"
     assert "already" in run("jobs/train_tokenizer.py", "--demos", str(demos), "--out", str(tok)).lower()
