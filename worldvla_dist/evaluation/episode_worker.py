@@ -123,7 +123,7 @@ class EpisodeWorker:
                 self.episodes_run += 1
                 return EpisodeResult(spec.suite, spec.task, spec.trial, spec.weight_version, outcome.success, None,
                                      outcome.steps, attempt, time.perf_counter() - start, outcome.policy_calls,
-                                     outcome.weight_versions, video, self.name)
+                                     outcome.weight_versions, video, self.name, outcome.policy_wait_s)
             except RETRYABLE as e:
                 error = f"{type(e).__name__}: {e}"
                 log.warning("%s: %s attempt %d failed: %s", self.name, spec.key, attempt, error)

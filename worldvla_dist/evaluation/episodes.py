@@ -9,6 +9,7 @@ policy will read (the last M steps of each chunk), or every step when a video is
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Protocol
 
@@ -77,6 +78,7 @@ class EpisodeOutcome:
     policy_calls: int
     weight_versions: list[int]
     frames: list[np.ndarray] = field(default_factory=list)  # every step's agentview, when recording
+    policy_wait_s: float = 0.0  # in policy calls: the rest of the episode's time is the worker's own
 
 
 @dataclass
@@ -97,6 +99,7 @@ class EpisodeResult:
     weight_versions: list[int] = field(default_factory=list)
     video: str | None = None
     worker: str = ""
+    policy_wait_s: float | None = None  # of `seconds`, waiting for chunks (None: not recorded); capacity.py
 
     def to_payload(self) -> dict:
         return asdict(self)
@@ -117,7 +120,9 @@ def run_episode(env: StepEnv, policy: Policy, trial: int, chunk: int, history: i
     recent = [reply["frames"]["agentview"]]  # the frames of the last `history` steps, oldest first
     outcome = EpisodeOutcome(False, 0, 0, [], list(recent) if record_video else [])
     while True:
+        asked = time.perf_counter()
         actions, version = policy(env.language, recent, chunk)
+        outcome.policy_wait_s += time.perf_counter() - asked
         outcome.policy_calls += 1
         if version not in outcome.weight_versions:
             outcome.weight_versions.append(version)

@@ -1,6 +1,8 @@
 """run_episode's history frames and rendering, on a stand-in env whose frames name their step. The
 real env runs the same loop in test_reference_parity.py (integration)."""
 
+import time
+
 import numpy as np
 import pytest
 
@@ -72,3 +74,14 @@ def test_a_video_renders_every_step_and_the_policy_still_sees_the_last_m():
 def test_history_must_be_positive():
     with pytest.raises(ConfigError, match="history must be >= 1"):
         run(5, 0, cap=5)
+
+
+def test_the_time_spent_waiting_for_chunks_is_recorded_apart():
+    env = StepCountingEnv(10)
+
+    def slow_policy(text, frames, k):
+        time.sleep(0.02)
+        return np.zeros((k, 7)), 0
+
+    outcome = run_episode(env, slow_policy, trial=0, chunk=5)
+    assert outcome.policy_calls == 2 and 0.04 <= outcome.policy_wait_s < 1.0
