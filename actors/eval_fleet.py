@@ -1,4 +1,5 @@
-"""Starts the PolicyServer and W SimWorkers for one evaluation run, and replaces any that die
+"""Starts the PolicyServer(s) and W SimWorkers for one evaluation run, sizes W by the queue and the
+servers' measured supply (worldvla_dist/evaluation/capacity.py), and replaces any actor that dies
 (`ServeSupervisor`; a killed actor's unacked work is reclaimed by the others through the Redis queues)."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from ray.exceptions import RayActorError
 from actors.policy_server import PolicyServer
 from actors.sim_worker import SimWorker
 from actors.supervisor import ServeSupervisor
+from worldvla_dist.evaluation.capacity import ScalingDecision, SupplyCurve, choose_workers
 from worldvla_dist.evaluation.episode_worker import EpisodeWorkerConfig
 from worldvla_dist.serving.policy_service import PolicyServiceConfig
 
@@ -32,6 +34,7 @@ class FleetConfig:
     worker_cpus: float = 1.0
     max_workers: int | None = None  # > num_workers: add SimWorkers (and ask the autoscaler) as the queue grows
     episodes_per_worker: int = 10  # queue depth that justifies one more SimWorker
+    max_servers: int = 1  # > 1: add a PolicyServer (same request stream, own consumer) when supply binds
     weight_version: int = 0  # the version of `checkpoint`
     follow_run_id: str | None = None  # PolicyServers take the newer weights this training run publishes
 
@@ -46,6 +49,8 @@ class EvalFleet:
         self.redis_url, self.fleet, self.worker_config, self.service_config = redis_url, fleet, worker, service
         self.supervisor = ServeSupervisor()
         self._requested_cpus = False  # an autoscaler request of ours is in force
+        self.decision: ScalingDecision | None = None  # the last sizing, with its reason
+        self.server_stats: dict[int, dict] = {}  # after stop(): each PolicyServer's statistics
 
     @property
     def servers(self) -> list:
@@ -77,22 +82,56 @@ class EvalFleet:
             self._start_worker(i)
         return self
 
-    def scale_to_queue(self, depth: int) -> int:
-        """With `max_workers` set: asks the autoscaler for CPU bundles for the SimWorkers the queue
-        depth justifies and starts them (they wait for their node); never scales below `num_workers`.
-        Returns the number of SimWorkers."""
+    def policy_stats(self, timeout_s: float = 10.0) -> list[dict]:
+        """Each live PolicyServer's `ServiceStats.as_dict()` (one busy past `timeout_s`, or dead, is left out)."""
+        out = []
+        for server in self.servers:
+            try:
+                out.append(ray.get(server.health.remote(), timeout=timeout_s))
+            except (RayActorError, ray.exceptions.RayTaskError, ray.exceptions.GetTimeoutError):
+                pass
+        return out
+
+    def measured_supply(self, stats: list[dict] | None = None) -> SupplyCurve | None:
+        """One server's supply curve: at each batch size, the mean over the servers that measured it."""
+        by_batch: dict[int, list[float]] = {}
+        for s in self.policy_stats() if stats is None else stats:
+            for b, c in s.get("supply_chunks_per_s", {}).items():
+                by_batch.setdefault(int(b), []).append(c)
+        return SupplyCurve.from_stats({b: sum(cs) / len(cs) for b, cs in by_batch.items()})
+
+    def scale_to_queue(self, depth: int, supply: SupplyCurve | None = None, demand: float | None = None) -> int:
+        """With `max_workers` set: asks the autoscaler for CPU bundles for the SimWorkers the rule
+        chooses (`choose_workers`: the queue depth, bounded by the servers' `supply` against a
+        worker's `demand` in chunks/s once both are measured) and starts them (they wait for their
+        node); never scales below `num_workers`, never stops a worker. Where supply binds and
+        `max_servers` allows, adds a PolicyServer. Returns the number of SimWorkers."""
         f = self.fleet
         have = len(self.workers)
         if f.max_workers is None or self.supervisor.stopping:
             return have
-        wanted = max(f.num_workers, min(f.max_workers, -(-depth // max(1, f.episodes_per_worker))))
-        if wanted > have:
+        decision = choose_workers(depth, max(1, f.episodes_per_worker), f.num_workers,
+                                  max(1, f.max_workers, f.num_workers),
+                                  supply, demand, servers=len(self.servers), max_batch=self.service_config.max_batch)
+        if decision != self.decision:
+            log.info("SimWorkers: %d (%s)", decision.workers, decision.reason)
+        self.decision = decision
+        wants_more = -(-depth // max(1, f.episodes_per_worker)) > decision.workers
+        add_server = decision.bound == "supply" and wants_more and len(self.servers) < f.max_servers
+        if add_server or decision.workers > have:
             from ray.autoscaler.sdk import request_resources
 
-            request_resources(bundles=[{"CPU": f.worker_cpus}] * wanted)
+            server = {k: v for k, v in (("CPU", f.policy_cpus), ("GPU", f.policy_gpus)) if v}
+            extra_servers = len(self.servers) - 1 + add_server  # the first one is placed by start()
+            request_resources(bundles=[{"CPU": f.worker_cpus}] * max(have, decision.workers)
+                              + ([server] * extra_servers if server else []))
             self._requested_cpus = True
-            log.info("queue depth %d: scaling SimWorkers %d -> %d", depth, have, wanted)
-            for i in range(have, wanted):
+        if add_server:
+            log.info("supply binds: adding PolicyServer %d on the same request stream", len(self.servers))
+            self._start_server(len(self.servers))
+        if decision.workers > have:
+            log.info("queue depth %d: scaling SimWorkers %d -> %d", depth, have, decision.workers)
+            for i in range(have, decision.workers):
                 self._start_worker(i)
         return len(self.workers)
 
@@ -115,7 +154,7 @@ class EvalFleet:
 
     def stop(self, timeout_s: float = 60.0) -> dict:
         """Call after the run's stop key is set: servers stop, workers finish their loop. Returns the
-        PolicyServer's statistics."""
+        first PolicyServer's statistics (all of them, by index, in `server_stats`)."""
         self.withdraw_resource_request()
         for s in self.servers:
             try:
@@ -123,4 +162,5 @@ class EvalFleet:
             except RayActorError:
                 pass
         values = self.supervisor.finish(timeout_s)
+        self.server_stats = {i: v for (kind, i), v in sorted(values.items()) if kind == "policy"}
         return values.get(("policy", 0), {})

@@ -39,12 +39,14 @@ from actors.job_session import JobSession
 from worldvla_dist.envs.libero_pro import BASE_SUITES, require_runnable
 from worldvla_dist.envs.libero_tasks import SUITES
 from worldvla_dist.evaluation import robustness_table, success_table
+from worldvla_dist.evaluation.capacity import SupplyCurve, choose_workers, demand_chunks_per_s, serving_report
 from worldvla_dist.evaluation.episode_worker import EpisodeWorkerConfig
 from worldvla_dist.evaluation.eval_run import EvalRun, plan_episodes
 from worldvla_dist.model.checkpoint import check_model_files
 from worldvla_dist.serving.policy_service import PolicyServiceConfig
 
 log = logging.getLogger("eval_libero")
+MEASURE_EVERY_S = 10.0  # the fleet re-reads the servers' supply and the workers' demand this often
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -67,6 +69,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="autoscale: add SimWorkers up to this many as the queue grows (asks the Ray autoscaler)")
     p.add_argument("--episodes-per-worker", type=int, default=10,
                    help="autoscale: queued episodes that justify one more SimWorker")
+    p.add_argument("--max-policy-servers", type=int, default=1,
+                   help="autoscale: add PolicyServers (one request stream) up to this many when supply binds")
     p.add_argument("--max-batch", type=int, default=8, help="PolicyServer's largest batch")
     p.add_argument("--max-wait-ms", type=float, default=5.0, help="PolicyServer's wait for more requests")
     p.add_argument("--policy-cpus", type=float, default=1.0,
@@ -96,6 +100,16 @@ def plan_layouts(args: argparse.Namespace) -> tuple[list[str], list[robustness_t
         for why in dict(layout.skipped).values():
             log.warning("--robustness %s: left out, %s", layout.base, why)
     return list(dict.fromkeys(robustness_table.layout_suites(layouts) + suites)), layouts
+
+
+def fixed_scaling(fleet: FleetConfig, policy_stats: dict, demand: float | None, episodes: int,
+                  max_batch: int) -> dict:
+    """Without --max-workers the count is fixed; the summary still says what the capacity rule would
+    have chosen for this run's episodes from what was measured."""
+    advice = choose_workers(episodes, 1, 1, max(1, episodes), SupplyCurve.from_stats(
+        policy_stats.get("supply_chunks_per_s")), demand, max_batch=max_batch)
+    return {"workers": fleet.num_workers, "bound": "fixed", "advised_workers": advice.workers,
+            "reason": f"fixed (no --max-workers); the rule would choose {advice.workers}, {advice.reason}"}
 
 
 def log_to_wandb(mode: str, run_dir: Path, run_id: str, args: argparse.Namespace, rows, results,
@@ -140,7 +154,8 @@ def main(argv=None) -> dict:
                                    preset=args.preset, policy_cpus=args.policy_cpus, policy_gpus=policy_gpus,
                                    num_workers=args.workers or default_num_workers(args.policy_cpus),
                                    max_workers=args.max_workers,
-                                   episodes_per_worker=args.episodes_per_worker)
+                                   episodes_per_worker=args.episodes_per_worker,
+                                   max_servers=args.max_policy_servers)
         specs = plan_episodes(suites, args.tasks, args.trials, max_steps=args.max_steps, video=args.videos)
         if layouts:  # a run stopped early still fills every column
             specs = robustness_table.interleave(specs, suites)
@@ -161,10 +176,14 @@ def main(argv=None) -> dict:
                                 per_min=f"{(p.done - first) / max(minutes, 1e-9):.1f}", refresh=False)
 
             fleet.scale_to_queue(missing)
+            measured = {"at": time.monotonic(), "supply": None, "demand": None}  # the last measurement holds
 
             def poll():
                 fleet.supervise()
-                fleet.scale_to_queue(run.queue.depth())
+                if args.max_workers and time.monotonic() - measured["at"] >= MEASURE_EVERY_S:
+                    measured.update(at=time.monotonic(), supply=fleet.measured_supply(),
+                                    demand=demand_chunks_per_s(run.results_so_far().values()))
+                fleet.scale_to_queue(run.queue.depth(), measured["supply"], measured["demand"])
 
             try:
                 run.wait(on_progress=show, on_poll=poll)
@@ -185,13 +204,21 @@ def main(argv=None) -> dict:
             tables[stem] = [layout.table(results) for layout in layouts if layout.stem == stem]
             files.update({f"{stem}_{kind}": path for kind, path in
                           robustness_table.write(run_dir, stem, tables[stem]).items()})
+        demand = demand_chunks_per_s(results)
+        scaling = None
+        if fleet:
+            scaling = fleet.decision.as_dict() if fleet.decision else fixed_scaling(fleet_config, policy_stats,
+                                                                                   demand, missing, args.max_batch)
         summary = {"run_id": run_id, "run_dir": str(run_dir), "episodes": len(results),
                    "suites": success_table.suite_rates(rows), "policy_server": policy_stats,
+                   "policy_servers": {str(i): v for i, v in fleet.server_stats.items()} if fleet else {},
+                   "worker_demand_chunks_per_s": demand, "scaling": scaling,
                    "restarts": fleet.restarts if fleet else {}, "placement": placement,
                    "seconds": time.monotonic() - start,
                    "files": {k: str(v) for k, v in files.items()}}
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
         print(success_table.terminal(rows))
+        print(serving_report(policy_stats, scaling, demand))
         for table in (t for ts in tables.values() for t in ts):
             print("\n" + robustness_table.markdown(table))
         if args.wandb != "off":

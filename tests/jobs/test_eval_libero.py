@@ -3,6 +3,7 @@ processes, the tiny model. The reliability cases of the evaluation issue, each a
 SIGKILLed mid-episode, a hung env, the PolicyServer killed and restarted, 100 malformed messages,
 Redis unreachable, Redis without the password; and the job end to end with resume."""
 
+import json
 import os
 import signal
 import subprocess
@@ -185,6 +186,13 @@ def test_the_job_end_to_end_then_resumes_only_the_missing_trials(checkpoint, tmp
     assert len((run_dir / "episodes.jsonl").read_text().splitlines()) == 2
     assert len(list((run_dir / "videos" / "libero_object").glob("*.mp4"))) == 2
     assert "| libero_object | 4 |" in (run_dir / "success.md").read_text()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    served = summary["policy_server"]
+    assert served["requests"] > 0 and served["utilisation"] > 0 and served["latency_ms_p99"] is not None
+    assert served["supply_chunks_per_s"]["1"] > 0 and summary["worker_demand_chunks_per_s"] > 0
+    assert summary["scaling"]["workers"] == 1 and summary["scaling"]["bound"] == "fixed"
+    assert "the rule would choose" in summary["scaling"]["reason"]
+    assert "supply (chunks/s at batch B): B=1" in first.stdout and "SimWorkers: 1 (fixed" in first.stdout
     second = run_job(*common, "--trials", "3", "--wandb", "offline")
     assert second.returncode == 0, second.stderr[-3000:]
     assert "3 episodes, 2 already done" in second.stderr

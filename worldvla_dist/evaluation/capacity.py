@@ -148,3 +148,25 @@ def predict_throughput(workers: int, servers: int, sim_s_per_chunk: float, chunk
         x, batch = x_new, 0.5 * batch + 0.5 * batch_new  # damped: batch and rate feed each other
     util = min(1.0, x / servers * supply.latency_s(batch) / batch)
     return Prediction(3600 * x / chunks_per_episode, x, batch, util, "policy" if util > HEADROOM else "sim")
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def serving_report(policy_stats: Mapping, scaling: Mapping | None, demand: float | None) -> str:
+    """The eval summary's capacity lines for the terminal: the PolicyServer's utilisation, mean batch,
+    queue wait and chunk latency p50 / p99 (ms), its supply curve, and the worker count chosen and why."""
+    s = policy_stats
+    if not s:
+        return "PolicyServer: no statistics (nothing was run)"
+    supply = ", ".join(f"B={b} {c:.2f}" for b, c in s.get("supply_chunks_per_s", {}).items()) or "-"
+    lines = [f"PolicyServer: utilisation {s.get('utilisation', 0):.0%}, mean batch {s.get('mean_batch_size', 0):.2f}, "
+             f"{s.get('requests', 0)} chunks, queue wait p50/p99 {_ms(s.get('queue_wait_ms_p50'))}/"
+             f"{_ms(s.get('queue_wait_ms_p99'))} ms, chunk latency p50/p99 {_ms(s.get('latency_ms_p50'))}/"
+             f"{_ms(s.get('latency_ms_p99'))} ms",
+             f"supply (chunks/s at batch B): {supply}",
+             f"a SimWorker's demand: {'-' if demand is None else f'{demand:.2f}'} chunks/s when not waiting"]
+    if scaling:
+        lines.append(f"SimWorkers: {scaling['workers']} ({scaling['reason']})")
+    return "\n".join(lines)

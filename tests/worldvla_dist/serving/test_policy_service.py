@@ -188,3 +188,19 @@ def test_oversized_and_malformed_requests_are_refused_before_any_decode(server, 
         service.serve_batch()
         threads[0].join(timeout=0.05)
     assert out[0][0].shape == (5, 7) and service.stats.requests == 1
+
+
+def test_two_servers_on_one_request_stream_answer_every_request_once(server, policy):
+    cfg = config(max_batch=2, max_wait_s=0.01)
+    asks = [("pick up the bowl", frames(2, 20 + i), 5) for i in range(8)]
+    threads, out = ask_in_threads(server, cfg, asks)
+    servers = [PolicyService(connect(server.url), policy, cfg) for _ in range(2)]
+    while any(t.is_alive() for t in threads):
+        for s in servers:  # each its own consumer in the group: a request goes to one of them
+            s.serve_batch()
+        for t in threads:
+            t.join(timeout=0.01)
+    expected = policy.predict([PolicyRequest(a[0], a[1], a[2], "x") for a in asks])
+    assert all(np.array_equal(actions, want) for (actions, _), want in zip(out, expected))
+    assert sum(s.stats.requests for s in servers) == 8 and all(s.stats.requests > 0 for s in servers)
+    assert all(s.queue.pending() == 0 for s in servers)
