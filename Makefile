@@ -32,6 +32,7 @@ bench: install
 	$(PY) bench/eval.py --quick
 	$(PY) bench/imagine.py --quick
 	$(PY) bench/serve.py --quick
+	$(PY) bench/scale.py --quick
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
