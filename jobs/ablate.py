@@ -3,7 +3,7 @@ settings, each measured by held-out action-token accuracy per position in the ch
 success on held-out init states.
 
     ray job submit --working-dir . -- python jobs/ablate.py --out runs/ablation
-    python jobs/ablate.py --quick --out runs/ablation-quick     # ~4 min on 2 cores, 1 task, 2 demos
+    python jobs/ablate.py --quick --out runs/ablation-quick     # ~6 min on 2 busy cores, 1 task, 2 demos
     python jobs/ablate.py --out runs/ablation                   # libero_object tasks 0-1, 12 demos each
 
 (a) action model, K=1; (b) chunking K=5 under the causal mask, decoded one token at a time under it;
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -119,7 +120,8 @@ def make_tokenizer(args) -> Path:
     out = args.data / "tokenizer"
     if not all((out / n).is_file() for n in TOKENIZER_FILES):
         subprocess.run([sys.executable, str(ROOT / "jobs" / "train_tokenizer.py"), "--demos", str(args.data / "demos"),
-                        "--out", str(out), "--steps", str(args.tokenizer_steps), "--preset", args.preset], check=True)
+                        "--out", str(out), "--steps", str(args.tokenizer_steps), "--preset", args.preset], check=True,
+                       env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})  # as many threads as the rest
     return out
 
 
