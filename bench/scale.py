@@ -5,8 +5,10 @@
   2. the PolicyServer's batch latency at B = 1, 2, 4, 8, 16 (tiny-cpu, one torch thread, as the
      fleet's server; each request two frames, one new, as an episode's are);
   3. from those alone, episodes/hour predicted for W SimWorkers and P PolicyServers, checked against
-     real runs (Ray actors, Redis, LIBERO) at W = 1 and 2 with one PolicyServer: error = predicted /
-     measured - 1 (goal within 20%); the W = 1 run is the baseline of the speed-up column;
+     real runs at W = 1 and 2 with one PolicyServer (the actors' code, EpisodeWorker and
+     PolicyService over Redis with LIBERO in env processes, in threads: the warm envs and model are
+     reused, so no start-up is timed): error = predicted / measured - 1 (goal within 20%); the
+     W = 1 run is the baseline of the speed-up column;
   4. the table for cluster.yaml's node types on a 2,000-episode LIBERO evaluation: the sim side as
      measured here, the GPU side from the paper's speed figure (ASSUMPTION, marked in the table).
 
@@ -20,23 +22,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import tempfile
 import time
 import uuid
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
-import ray
 import torch
 
-from actors.eval_fleet import EvalFleet, FleetConfig
-from actors.ray_setup import init_ray
 from worldvla_dist.envs.env_process import EnvProcess
 from worldvla_dist.envs.libero_env import LiberoEnvConfig
 from worldvla_dist.envs.libero_tasks import SUITES
 from worldvla_dist.evaluation.capacity import SupplyCurve, choose_workers, predict_throughput
-from worldvla_dist.evaluation.episode_worker import EpisodeWorkerConfig
+from worldvla_dist.evaluation.episode_worker import EpisodeWorker, EpisodeWorkerConfig
 from worldvla_dist.evaluation.episodes import EpisodeSpec, run_episode
 from worldvla_dist.evaluation.eval_run import EvalRun, plan_episodes
 from worldvla_dist.model.checkpoint import load_checkpoint, save_checkpoint
@@ -46,9 +49,11 @@ from worldvla_dist.runtime.redis_client import connect
 from worldvla_dist.runtime.redis_server import EmbeddedRedis
 from worldvla_dist.sequences.token_space import TokenSpace
 from worldvla_dist.serving.chunk_policy import ChunkPolicy
-from worldvla_dist.serving.policy_service import PolicyServiceConfig
+from worldvla_dist.serving.policy_service import PolicyService, PolicyServiceConfig
 from worldvla_dist.serving.protocol import PolicyRequest
+from worldvla_dist.serving.remote_policy import RemotePolicy
 
+log = logging.getLogger("bench.scale")
 BATCHES = (1, 2, 4, 8, 16)
 INSTRUCTION = "put the bowl on the plate"
 
@@ -70,19 +75,25 @@ class InstantPolicy:
         return np.zeros((k, 7), dtype=np.float32), 0
 
 
-def sim_cost(spec: EpisodeSpec, episodes: int) -> dict:
+def warm_env(spec: EpisodeSpec) -> EnvProcess:
+    """The env a SimWorker would make for `spec`, reset once (the first reset compiles llvmpipe's shaders)."""
+    env = EnvProcess(LiberoEnvConfig(spec.suite, spec.task, image_size_px=EpisodeWorkerConfig.image_size_px,
+                                     max_steps=spec.max_steps, render=EpisodeWorkerConfig.render))
+    env.reset(spec.trial)
+    return env
+
+
+def sim_cost(env: EnvProcess, spec: EpisodeSpec, episodes: int) -> dict:
     """Sim seconds per chunk (steps and the two renders a chunk), and one reset's seconds."""
-    with EnvProcess(LiberoEnvConfig(spec.suite, spec.task, max_steps=spec.max_steps, render="on_demand")) as env:
-        env.reset(spec.trial)  # the first reset compiles llvmpipe's shaders
-        resets, stepping, chunks = [], 0.0, 0
-        for e in range(episodes):
-            start = time.perf_counter()
-            env.reset(spec.trial)
-            resets.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            outcome = run_episode(env, InstantPolicy(), spec.trial, spec.chunk)
-            stepping += time.perf_counter() - start - resets[-1]  # run_episode resets once more
-            chunks += outcome.policy_calls
+    resets, stepping, chunks = [], 0.0, 0
+    for e in range(episodes):
+        start = time.perf_counter()
+        env.reset(spec.trial)
+        resets.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        outcome = run_episode(env, InstantPolicy(), spec.trial, spec.chunk)
+        stepping += time.perf_counter() - start - resets[-1]  # run_episode resets once more
+        chunks += outcome.policy_calls
     return {"sim_s_per_chunk": stepping / chunks, "reset_s": float(np.median(resets)),
             "chunks_per_episode": chunks / episodes, "steps_per_chunk": spec.chunk}
 
@@ -91,11 +102,8 @@ def frame(client: int, step: int, size_px: int) -> np.ndarray:
     return np.random.default_rng([client, step]).integers(0, 256, (size_px, size_px, 3), dtype=np.uint8)
 
 
-def batch_latency(checkpoint: str, chunk: int, reps: int, size_px: int = 128) -> dict[int, float]:
+def batch_latency(policy: ChunkPolicy, chunk: int, reps: int, size_px: int = 128) -> dict[int, float]:
     """Batch size -> seconds one batch takes (median of `reps`), frames cached as in an episode."""
-    torch.set_num_threads(1)
-    model, tokens = load_checkpoint(checkpoint)
-    policy = ChunkPolicy(model, tokens)
     latency, client0 = {}, 0
     for b in BATCHES:
         def batch(step):
@@ -108,36 +116,41 @@ def batch_latency(checkpoint: str, chunk: int, reps: int, size_px: int = 128) ->
             policy.predict(batch(step))
             times.append(time.perf_counter() - start)
         latency[b] = float(np.median(times))
+        log.info("batch %d: %.0f ms", b, 1000 * latency[b])
         client0 += b
     return latency
 
 
-def real_run(redis_url: str, checkpoint: str, workers: int, warmups: list[EpisodeSpec],
-             specs: list[EpisodeSpec]) -> dict:
-    """W SimWorkers + one PolicyServer (Ray actors): episodes/hour over `specs` after a warm-up
-    episode per worker, and the server's figures."""
+def real_run(redis_url: str, policy: ChunkPolicy, envs: list[EnvProcess], specs: list[EpisodeSpec]) -> dict:
+    """W = len(envs) EpisodeWorkers and one PolicyService over Redis, the actors' code run in threads of
+    this process (each env in its own process, as in a SimWorker; Ray adds placement, not work): the
+    envs and the model are already warm, so no start-up is timed. Episodes/hour over `specs`."""
     worker = EpisodeWorkerConfig(run_id=uuid.uuid4().hex[:8])
-    service = PolicyServiceConfig(queue=f"eval:{worker.run_id}:policy")
-    fleet = EvalFleet(redis_url, FleetConfig(checkpoint, num_workers=workers, policy_torch_threads=1), worker,
-                      service).start()
-    try:
-        warm = EvalRun(connect(redis_url), worker, warmups)
-        warm.enqueue_missing()
-        warm.wait(on_poll=fleet.supervise, poll_s=0.05)
-        before = ray.get(fleet.servers[0].health.remote(), timeout=60)
-        run = EvalRun(connect(redis_url), worker, specs)
-        start = time.perf_counter()
-        run.queue.put_many([s.to_payload() for s in specs])
-        run.wait(on_poll=fleet.supervise, poll_s=0.05)
-        seconds = time.perf_counter() - start
-        after = ray.get(fleet.servers[0].health.remote(), timeout=60)
-    finally:
-        EvalRun(connect(redis_url), worker, warmups).stop_workers()
-        fleet.stop()
-    requests, batches = after["requests"] - before["requests"], after["batches"] - before["batches"]
-    return {"workers": workers, "episodes": len(specs), "seconds": seconds,
-            "episodes_per_hour": 3600 * len(specs) / seconds, "mean_batch": requests / max(1, batches),
-            "utilisation": after["utilisation"], "supply_chunks_per_s": after["supply_chunks_per_s"]}
+    service_config = PolicyServiceConfig(queue=f"eval:{worker.run_id}:policy")
+    service = PolicyService(connect(redis_url), policy, service_config)
+    stop = threading.Event()
+    threads = [threading.Thread(target=service.serve_forever, args=(stop.is_set,), daemon=True)]
+    for i, env in enumerate(envs):
+        w = EpisodeWorker(connect(redis_url), worker, RemotePolicy(connect(redis_url), service_config, timeout_s=600),
+                          f"sim-{i}")
+        w.env = env  # warm, and the config each spec asks for: kept
+        threads.append(threading.Thread(target=w.serve_forever, daemon=True))
+    run = EvalRun(connect(redis_url), worker, specs)
+    for t in threads:
+        t.start()
+    start = time.perf_counter()
+    run.enqueue_missing()
+    run.wait(poll_s=0.05)
+    seconds = time.perf_counter() - start
+    run.stop_workers()
+    stop.set()
+    for t in threads:
+        t.join(timeout=60)
+    stats = service.stats.as_dict()
+    log.info("W=%d: %d episodes in %.1f s", len(envs), len(specs), seconds)
+    return {"workers": len(envs), "episodes": len(specs), "seconds": seconds,
+            "episodes_per_hour": 3600 * len(specs) / seconds, "mean_batch": stats["mean_batch_size"],
+            "utilisation": stats["utilisation"], "supply_chunks_per_s": stats["supply_chunks_per_s"]}
 
 
 def gpu_curve() -> SupplyCurve:
@@ -175,6 +188,7 @@ def main() -> None:
     p.add_argument("--max-steps", type=int, default=None, help="episode length (default 20 with --quick, else 60)")
     p.add_argument("--episodes", type=int, default=None, help="per worker in the real runs (default 2, else 4)")
     args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     max_steps = args.max_steps or (20 if args.quick else 60)
     per_worker = args.episodes or (2 if args.quick else 4)
     torch.manual_seed(0)
@@ -182,24 +196,32 @@ def main() -> None:
     tokens = TokenSpace.for_preset(preset)
     checkpoint = str(save_checkpoint(WorldVLA.build(preset, tokens.vocab, tokens.images.vqgan.cfg), tokens,
                                      os.path.join(tempfile.mkdtemp(prefix="bench-scale-"), "checkpoint")))
-    specs = plan_episodes([args.suite], [args.task], 2 + 3 * per_worker + 2, max_steps=max_steps)
+    specs = plan_episodes([args.suite], [args.task], 3 * per_worker, max_steps=max_steps)
     chunk = specs[0].chunk
 
     started = time.perf_counter()
-    sim = sim_cost(specs[0], episodes=2 if args.quick else 4)
-    latency = batch_latency(checkpoint, chunk, reps=3 if args.quick else 8)
+    torch.set_num_threads(1)  # as the fleet's PolicyServer (policy_torch_threads=1)
+    with ThreadPoolExecutor(1) as starts:  # the second worker's env starts while the first is measured
+        second_env = starts.submit(warm_env, specs[0])
+        first_env = warm_env(specs[0])
+        sim = sim_cost(first_env, specs[0], episodes=2 if args.quick else 4)
+        log.info("sim: %s", sim)
+        model, tokens = load_checkpoint(checkpoint)
+        policy = ChunkPolicy(model, tokens)
+        latency = batch_latency(policy, chunk, reps=2 if args.quick else 6)
+        envs = [first_env, second_env.result()]
     supply = SupplyCurve({b: b / s for b, s in latency.items()})
     service = PolicyServiceConfig()
-    init_ray(num_cpus=4)
     runs = []
-    with EmbeddedRedis() as server:
-        used = 0
-        for workers in (1, 2):
-            warmups = specs[used:used + workers]
-            measured = specs[used + workers:used + workers + workers * per_worker]
-            used += workers + workers * per_worker
-            runs.append(real_run(server.url, checkpoint, workers, warmups, measured))
-    ray.shutdown()
+    try:
+        with EmbeddedRedis() as server:
+            used = 0
+            for workers in (1, 2):
+                runs.append(real_run(server.url, policy, envs[:workers], specs[used:used + workers * per_worker]))
+                used += workers * per_worker
+    finally:
+        for env in envs:
+            env.close()
     for r in runs:
         pred = predict_throughput(r["workers"], 1, sim["sim_s_per_chunk"], sim["chunks_per_episode"], sim["reset_s"],
                                   supply, service.max_batch, service.max_wait_s)

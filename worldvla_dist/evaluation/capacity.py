@@ -77,13 +77,13 @@ class ScalingDecision:
 def supply_bound(supply: SupplyCurve, demand: float, servers: int, max_batch: int, limit: int,
                  headroom: float = HEADROOM) -> int:
     """The most SimWorkers (up to `limit`, at least 0) whose demand stays under `headroom` of the
-    servers' supply at batch ~W / P (capped at `max_batch`)."""
+    servers' supply at batch ~W / P (capped at `max_batch`). Every W is tried: where batching pays
+    (a GPU), more workers make larger batches, and a larger W can fit where a smaller one did not."""
     fits = 0
     for w in range(1, limit + 1):
         batch = min(max(1.0, w / servers), max_batch)
-        if w * demand > headroom * servers * supply.at(batch):
-            break
-        fits = w
+        if w * demand <= headroom * servers * supply.at(batch):
+            fits = w
     return fits
 
 
@@ -130,7 +130,8 @@ def predict_throughput(workers: int, servers: int, sim_s_per_chunk: float, chunk
     per chunk is its sim time Z plus the response R; the servers carry X chunks/s in batches of
     b = X / P x latency(b) (what arrives while one batch decodes, 1 <= b <= min(W / P, max_batch)),
     and R = latency(b) x (1 + utilisation / 2) (on average half a batch in progress ahead) + the
-    batching wait. X = W / (Z + R), capped at P x supply(b); solved by fixed-point iteration."""
+    batching wait. X = W / (Z + R), capped at P x supply(b); solved by fixed-point iteration. No
+    term for CPU contention: each SimWorker is assumed to have its core, each server its device."""
     if workers < 1 or servers < 1 or sim_s_per_chunk < 0 or chunks_per_episode <= 0:
         raise ConfigError(f"predict_throughput: need workers, servers >= 1, sim_s_per_chunk >= 0, chunks_per_episode "
                           f"> 0; got {workers}, {servers}, {sim_s_per_chunk}, {chunks_per_episode}")
@@ -141,8 +142,9 @@ def predict_throughput(workers: int, servers: int, sim_s_per_chunk: float, chunk
         latency = supply.latency_s(batch)
         util = min(1.0, x / servers * latency / batch) if x else 0.0
         response = latency * (1 + util / 2) + (max_wait_s if batch > 1 else 0.0)
-        x_new = min(workers / (sim_s_per_chunk + cycle_overhead + response), servers * supply.at(batch))
-        batch_new = min(batch_cap, max(1.0, x_new / servers * latency))
+        offered = workers / (sim_s_per_chunk + cycle_overhead + response)  # what the workers would ask
+        x_new = min(offered, servers * supply.at(batch))
+        batch_new = min(batch_cap, max(1.0, offered / servers * latency))  # a saturated server's batch grows
         if abs(x_new - x) < 1e-9 and abs(batch_new - batch) < 1e-9:
             break
         x, batch = x_new, 0.5 * batch + 0.5 * batch_new  # damped: batch and rate feed each other
