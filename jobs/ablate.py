@@ -98,6 +98,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def check_data_folder(args) -> None:
+    """--data is reused only by the run that made it: other demos or a shorter tokenizer would mix silently."""
+    made = {"suite": args.suite, "tasks": args.tasks, "demos_per_task": args.demos_per_task,
+            "tokenizer_steps": args.tokenizer_steps, "preset": args.preset}
+    record = args.data / "made_with.json"
+    if record.exists() and json.loads(record.read_text()) != made:
+        raise SystemExit(f"{args.data} was made with {record.read_text()}, this run asks for {json.dumps(made)}; "
+                         "give another --data")
+    args.data.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(made))
+
+
 def make_demos(args) -> list[Path]:
     paths = []
     for task in args.tasks:
@@ -167,6 +179,7 @@ def main(argv=None) -> dict:
     args.out.mkdir(parents=True, exist_ok=True)
     settings = [s for s in table4_settings(args.chunk, args.world_fraction) if s.key in args.settings]
 
+    check_data_folder(args)
     demos = make_demos(args)
     tokenizer = make_tokenizer(args)
     shards = {k: make_shards(args, demos, tokenizer, k) for k in sorted({1, args.chunk})}

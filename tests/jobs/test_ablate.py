@@ -15,9 +15,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 def test_quick_ablation_prints_the_four_settings_per_position(tmp_path):
     out, data = tmp_path / "out", tmp_path / "data"
-    done = subprocess.run([sys.executable, "jobs/ablate.py", "--quick", "--out", str(out), "--data", str(data),
-                           "--steps", "8", "--tokenizer-steps", "10", "--max-steps", "6", "--max-prompts", "4"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    args = ["jobs/ablate.py", "--quick", "--out", str(out), "--data", str(data), "--steps", "8", "--tokenizer-steps", "10",
+            "--max-steps", "6", "--max-prompts", "4"]
+    done = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert [r["setting"] for r in summary["rows"]] == ["a", "b", "c", "d"]
@@ -30,8 +30,10 @@ def test_quick_ablation_prints_the_four_settings_per_position(tmp_path):
     assert sum(line.startswith("| (") for line in table.splitlines()) == 4
     assert table.split("\n\n")[1] in done.stdout and json.loads((out / "ablation.json").read_text())["rows"]
     # a rerun reuses every (setting, seed) result: nothing is trained again
-    again = subprocess.run([sys.executable, "jobs/ablate.py", "--quick", "--out", str(out), "--data", str(data),
-                            "--steps", "8", "--max-steps", "6", "--max-prompts", "4"],
-                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+    again = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "L_action" not in again.stderr
     assert json.loads(again.stdout.strip().splitlines()[-1])["rows"] == summary["rows"]
+    # the data folder is reused only by the run that made it
+    other = subprocess.run([sys.executable, *args, "--demos-per-task", "3"], cwd=ROOT, capture_output=True, text=True,
+                           timeout=120)
+    assert other.returncode != 0 and "give another --data" in other.stderr
