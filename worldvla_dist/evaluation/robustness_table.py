@@ -17,6 +17,7 @@ from typing import Iterable, Sequence
 
 from worldvla_dist.envs.libero_pro import BASE_SUITES, COLUMNS
 from worldvla_dist.envs.libero_tasks import SUITES, suite_tasks
+from worldvla_dist.evaluation import success_table
 from worldvla_dist.evaluation.episodes import EpisodeResult, EpisodeSpec
 from worldvla_dist.errors import ConfigError
 
@@ -101,12 +102,7 @@ def build(base: str, columns: Sequence[Column], results: Iterable[EpisodeResult]
             continue
         row = rows.setdefault(r.task, RobustnessRow(r.task, names[r.task]))
         for cell in (row.cells.setdefault(label, Cell()), total.cells.setdefault(label, Cell())):
-            if r.error:
-                cell.errors += 1
-            elif r.success:
-                cell.successes += 1
-            else:
-                cell.failures += 1
+            success_table.count_outcome(cell, r)
     return RobustnessTable(base, list(columns), [rows[k] for k in sorted(rows)] + [total], dict(skipped or {}))
 
 

@@ -38,13 +38,18 @@ def task_rows(results: Iterable[EpisodeResult]) -> list[TaskRow]:
     for r in results:
         row = rows.setdefault((r.suite, r.task), TaskRow(r.suite, r.task, find_task(r.suite, r.task).name, 0, 0, 0, 0))
         row.trials += 1
-        if r.error:
-            row.errors += 1
-        elif r.success:
-            row.successes += 1
-        else:
-            row.failures += 1
+        count_outcome(row, r)
     return [rows[k] for k in sorted(rows)]
+
+
+def count_outcome(counts, result: EpisodeResult) -> None:
+    """Adds one episode to `counts` (anything with successes / failures / errors): an error is not a failure."""
+    if result.error:
+        counts.errors += 1
+    elif result.success:
+        counts.successes += 1
+    else:
+        counts.failures += 1
 
 
 def suite_rates(rows: list[TaskRow]) -> dict[str, float]:
