@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt scripts/install_system_deps.s
 	touch $@
 
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
 test-fast: install
 	$(PY) -m pytest -q -m "not integration"

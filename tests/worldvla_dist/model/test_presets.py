@@ -27,5 +27,5 @@ def test_tiny_preset_is_small(tokens, tiny_preset):
 
 
 def test_unknown_preset_lists_the_valid_ones():
-    with pytest.raises(ConfigError, match=r"unknown model preset 'tiny'; valid names are \['tiny-cpu', 'worldvla-256', 'worldvla-512'\]"):
+    with pytest.raises(ConfigError, match=r"unknown model preset 'tiny'; valid names are \['micro-cpu', 'tiny-cpu', 'worldvla-256', 'worldvla-512'\]"):
         MODEL_PRESETS.get("tiny")
