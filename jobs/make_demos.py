@@ -2,6 +2,7 @@
 
     ray job submit --working-dir . -- python jobs/make_demos.py --suites libero_spatial --trials 50
     python jobs/make_demos.py --suites libero_object --tasks 0 1 --trials 10 --out data/demos
+    python jobs/make_demos.py --suites libero_object --tasks 0 1 --first-trial 40 --trials 4 --out data/heldout-demos
 
 Resumable: a finished task is skipped (its hdf5 is written under a temporary name and renamed when
 complete; its success report lies beside it as `<task name>_expert.json`). At the end, a table of the
@@ -43,6 +44,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--suites", nargs="+", default=["libero_spatial"], choices=SUITES.names())
     p.add_argument("--tasks", nargs="*", default=None, help="task indices or names within each suite (default: all)")
     p.add_argument("--trials", type=int, default=50, help="init states per task (the suite has 50)")
+    p.add_argument("--first-trial", type=int, default=0,
+                   help="init states --first-trial.. (e.g. 40 for held-out demos past training ones 0..39)")
     p.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE_PX,
                    help="the model's resolution (default: WorldVLA-256's; the tiny CPU preset uses 128)")
     p.add_argument("--max-steps", type=int, default=400)
@@ -58,9 +61,9 @@ def parse_args() -> argparse.Namespace:
 
 @ray.remote(num_cpus=1)
 def make_task_demos(suite: str, task: int, out: str, trials: int, image_size: int, max_steps: int,
-                    record: bool) -> dict:
+                    record: bool, first_trial: int) -> dict:
     return asdict(generate_task_demos(suite, task, out, trials=trials, image_size_px=image_size, max_steps=max_steps,
-                                      record=record))
+                                      record=record, first_trial=first_trial))
 
 
 @ray.remote(num_cpus=1)
@@ -122,7 +125,7 @@ def run_expert_tasks(args: argparse.Namespace) -> list[TaskDemoReport]:
     if jobs:
         init_ray(args.address, args.num_cpus)
         pending = {make_task_demos.remote(t.suite, t.index, str(args.out), args.trials, args.image_size, args.max_steps,
-                                          not args.no_record): t for t in jobs}
+                                          not args.no_record, args.first_trial): t for t in jobs}
         with tqdm(total=len(pending), desc="tasks", unit="task") as bar:
             while pending:
                 (done,), _ = ray.wait(list(pending), num_returns=1)

@@ -110,15 +110,21 @@ def demo_path(out_dir: str | Path, task: TaskSpec) -> Path:
 
 def generate_task_demos(suite: str, task: int, out_dir: str | Path, trials: int = 50,
                         image_size_px: int = DEFAULT_IMAGE_SIZE_PX, max_steps: int = 400,
-                        on_trial: Callable[[int, bool], None] | None = None, record: bool = True) -> TaskDemoReport:
-    """Scripted expert (quantized actions) on init states 0..trials-1 without rendering, then the
+                        on_trial: Callable[[int, bool], None] | None = None, record: bool = True,
+                        first_trial: int = 0) -> TaskDemoReport:
+    """Scripted expert (quantized actions) on init states first_trial..first_trial+trials-1 (held-out
+    demos for open-loop error analysis start past the training ones) without rendering, then the
     successful ones replayed with rendering into `out_dir/<suite>/<task name>_demo.hdf5`; a replay
     that does not succeed is dropped, and no file is written when none does. `record=False` only
     measures the expert's success (no replay, no file): the success table costs a third as much."""
     quantize = action_quantizer()
     with LiberoEnv(LiberoEnvConfig(suite, task, image_size_px=image_size_px, max_steps=max_steps)) as env:
         demos, solved, no_skill = [], 0, ""
-        for trial in range(min(trials, env.num_trials)):
+        if not 0 <= first_trial < env.num_trials:
+            raise ValueError(f"{suite} task {task}: first_trial {first_trial} is not one of its "
+                             f"{env.num_trials} init states")
+        chosen = range(first_trial, min(first_trial + trials, env.num_trials))
+        for trial in chosen:
             rollout = run_expert(env, trial, quantize)
             solved += rollout.success
             no_skill = no_skill or rollout.error
@@ -131,7 +137,7 @@ def generate_task_demos(suite: str, task: int, out_dir: str | Path, trials: int 
         path = ""
         if record and demos:
             path = str(write_demo_file(demo_path(out_dir, env.task), file_info(env), demos))
-        return TaskDemoReport(suite, env.task.index, env.task.name, min(trials, env.num_trials), solved, len(demos),
+        return TaskDemoReport(suite, env.task.index, env.task.name, len(chosen), solved, len(demos),
                               path, no_skill)
 
 

@@ -12,6 +12,8 @@ import torch
 
 from worldvla_dist.data.libero_hdf5 import DemoFile
 from worldvla_dist.data.split import HELD_OUT, TRAIN, assign_splits
+from worldvla_dist.evaluation.ablation import decode_chunks
+from worldvla_dist.evaluation.action_errors import ActionErrorBreakdown, action_error_breakdown
 from worldvla_dist.evaluation.offline import action_token_accuracy, next_frame_quality
 from worldvla_dist.model.worldvla import WorldVLA
 from worldvla_dist.sequences.token_space import TokenSpace
@@ -105,3 +107,23 @@ def _figures(model, tokens, pool: _Pool, train_targets, max_frames: int, max_pro
     with torch.no_grad():
         quality = next_frame_quality(model, tokens, frames[pick], actions[pick], next_frames[pick])
     return {"action_token_accuracy": asdict(accuracy), "next_frame": asdict(quality)}
+
+
+def demo_action_errors(model: WorldVLA, tokens: TokenSpace, demos: str | Path, train_demos: str | Path, chunk: int = 5,
+                       history: int = 2, max_prompts: int = 256, seed: int = 0,
+                       attention_mask: str = "action") -> ActionErrorBreakdown:
+    """Open-loop action errors per dimension and per chunk position on every trajectory under `demos`
+    (e.g. demos from init states no training demo started from, make_demos --first-trial), against the
+    majority bin of the trajectories under `train_demos`; at most `max_prompts` chunks (seeded)."""
+    held, train = _Pool(), _Pool()
+    for _, _, pool in _pools(tokens, sorted(Path(demos).rglob("*_demo.hdf5")), chunk, history, lambda p, n: True):
+        held += pool
+    for _, _, pool in _pools(tokens, sorted(Path(train_demos).rglob("*_demo.hdf5")), chunk, history, lambda p, n: False):
+        train += pool
+    if not held.prompts or not train.targets:
+        raise ValueError(f"demo_action_errors: no trajectory with a full chunk of {chunk} actions under "
+                         f"{demos if not held.prompts else train_demos}")
+    pick = np.sort(np.random.default_rng(seed).permutation(len(held.prompts))[:max_prompts])
+    with torch.no_grad():
+        predicted = decode_chunks(model, [held.prompts[i] for i in pick], chunk, attention_mask)
+    return action_error_breakdown(predicted, np.stack([held.targets[i] for i in pick]), np.stack(train.targets))
