@@ -5,11 +5,16 @@ a second PolicyServer where supply binds and max_servers allows."""
 import pytest
 
 from actors.eval_fleet import EvalFleet, FleetConfig
-from worldvla_dist.evaluation.capacity import SupplyCurve
+from worldvla_dist.evaluation.capacity import SupplyCurve, choose_workers
 from worldvla_dist.evaluation.episode_worker import EpisodeWorkerConfig
 from worldvla_dist.serving.policy_service import PolicyServiceConfig
 
-CURVE = SupplyCurve({1: 10.0, 4: 20.0, 8: 20.0})  # 0.8 x 20 chunks/s feeds 8 workers asking 2/s
+CURVE = SupplyCurve({1: 10.0, 4: 20.0, 8: 20.0})  # at most 20 chunks/s; workers ask 2/s each below
+
+
+def rule(servers: int) -> int:
+    """What the capacity rule chooses for a deep queue (tests/worldvla_dist/evaluation/test_capacity.py pins it)."""
+    return choose_workers(1000, 10, 1, 32, CURVE, demand=2.0, servers=servers, max_batch=8).workers
 
 
 @pytest.fixture
@@ -39,16 +44,16 @@ def test_without_a_supply_measurement_the_queue_rule_is_unchanged(requests):
 
 def test_measured_supply_caps_the_workers_and_says_why(requests):
     f = fleet()
-    assert f.scale_to_queue(1000, CURVE, demand=2.0) == 8
-    assert f.decision.bound == "supply" and "feeds 8" in f.decision.reason
+    assert f.scale_to_queue(1000, CURVE, demand=2.0) == rule(1) < 32
+    assert f.decision.bound == "supply" and f"{rule(1)} are predicted to draw" in f.decision.reason
     assert len(f.servers) == 1
 
 
 def test_a_second_policy_server_is_added_where_supply_binds(requests):
     f = fleet(max_servers=2)
-    assert f.scale_to_queue(1000, CURVE, demand=2.0) == 8 and len(f.servers) == 2
-    assert {"CPU": 1.0} in requests[-1]["bundles"] and len(requests[-1]["bundles"]) == 9  # 8 workers + server 1
-    assert f.scale_to_queue(1000, CURVE, demand=2.0) == 16 and f.decision.reason.startswith("supply-bound: 2 Policy")
+    assert f.scale_to_queue(1000, CURVE, demand=2.0) == rule(1) and len(f.servers) == 2
+    assert {"CPU": 1.0} in requests[-1]["bundles"] and len(requests[-1]["bundles"]) == rule(1) + 1  # + server 1
+    assert f.scale_to_queue(1000, CURVE, demand=2.0) == rule(2) > rule(1) and "from 2 PolicyServer(s)" in f.decision.reason
     assert len(f.servers) == 2  # max_servers reached
 
 

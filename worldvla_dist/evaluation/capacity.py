@@ -4,9 +4,11 @@ predicted to reach (`predict_throughput`), both from measured rates, no Ray.
 
 Supply is a PolicyServer's chunks/s at batch B (`ServiceStats.supply_curve`); demand is what one
 SimWorker asks for when it does not wait: policy calls over the seconds it spent stepping its env
-(`EpisodeResult.seconds - policy_wait_s`). W SimWorkers hand a server batches of about W / P, so
-the rule keeps W x demand below `headroom` (0.8, as vla-evaluation-harness's tuning guide does) of
-P x supply at that batch."""
+(`EpisodeResult.seconds - policy_wait_s`). The rule stops adding SimWorkers once they are predicted
+to draw `headroom` (0.8, as vla-evaluation-harness's tuning guide does) of the most the servers can
+deliver. The prediction counts that a worker waiting on its answer asks nothing meanwhile: W workers
+do not make batches of W / P. An earlier rule assumed they did and, at a GPU's speed (batching pays,
+one worker already waits long), kept 1 to 3 SimWorkers and the GPU's batches empty."""
 
 from __future__ import annotations
 
@@ -75,16 +77,19 @@ class ScalingDecision:
 
 
 def supply_bound(supply: SupplyCurve, demand: float, servers: int, max_batch: int, limit: int,
-                 headroom: float = HEADROOM) -> int:
-    """The most SimWorkers (up to `limit`, at least 0) whose demand stays under `headroom` of the
-    servers' supply at batch ~W / P (capped at `max_batch`). Every W is tried: where batching pays
-    (a GPU), more workers make larger batches, and a larger W can fit where a smaller one did not."""
-    fits = 0
+                 headroom: float = HEADROOM) -> tuple[int, Prediction] | None:
+    """The fewest SimWorkers (up to `limit`) predicted (`predict_throughput`) to draw `headroom` of the
+    most the servers can deliver (P x their best chunks/s at batch <= `max_batch`), and that prediction;
+    None when `limit` workers do not (supply does not bind). Past that count a worker adds little but waiting. Where batching pays (a
+    GPU) this fills the servers' batches: a batch of B needs about B x (sim + response) / latency
+    waiting workers, not B; where it does not, it keeps demand near `headroom` of the batch-1 supply."""
+    most = servers * max(supply.at(b) for b in range(1, max_batch + 1))
+    sim_s = 1.0 / demand
     for w in range(1, limit + 1):
-        batch = min(max(1.0, w / servers), max_batch)
-        if w * demand <= headroom * servers * supply.at(batch):
-            fits = w
-    return fits
+        prediction = predict_throughput(w, servers, sim_s, 1.0, 0.0, supply, max_batch)
+        if prediction.chunks_per_s >= headroom * most:
+            return w, prediction
+    return None
 
 
 def choose_workers(queue_depth: int, episodes_per_worker: int, min_workers: int, max_workers: int,
@@ -99,12 +104,13 @@ def choose_workers(queue_depth: int, episodes_per_worker: int, min_workers: int,
     by_queue = -(-max(0, queue_depth) // episodes_per_worker)
     candidates = [(by_queue, "queue", f"{queue_depth} queued / {episodes_per_worker} per worker"),
                   (max_workers, "max", f"max_workers {max_workers}")]
-    if supply is not None and demand:
-        fits = supply_bound(supply, demand, servers, max_batch, max_workers, headroom)
-        batch = min(max(1.0, max(fits, 1) / servers), max_batch)
-        candidates.append((fits, "supply", f"{servers} PolicyServer(s) supply {servers * supply.at(batch):.2f} "
-                                           f"chunks/s at batch {batch:.1f}; a worker asks {demand:.2f}/s; "
-                                           f"{headroom:.0%} feeds {fits}"))
+    bound_by_supply = supply_bound(supply, demand, servers, max_batch, max_workers, headroom) \
+        if supply is not None and demand else None
+    if bound_by_supply:
+        fits, fed = bound_by_supply
+        candidates.append((fits, "supply", f"a worker asks {demand:.2f} chunks/s; {fits} are predicted to draw "
+                                           f"{fed.chunks_per_s:.2f} chunks/s from {servers} PolicyServer(s) at "
+                                           f"batch {fed.mean_batch:.1f}, {headroom:.0%} of their most"))
     count, bound, why = min(candidates, key=lambda c: (c[0], ["supply", "max", "queue"].index(c[1])))
     if count < min_workers:
         return ScalingDecision(min_workers, "min", f"min_workers {min_workers} (else {bound}-bound: {why})")

@@ -36,18 +36,33 @@ def test_without_a_measurement_the_rule_is_the_queue_rule():
     assert (decision.workers, decision.bound) == (2, "min")
 
 
-def test_supply_bounds_the_count_below_0_8_of_the_supply_at_batch_w():
-    # a worker asks 2 chunks/s; at W=8 the batch is 8: 20 chunks/s, 0.8 of it feeds 8 workers
+def test_supply_bounds_the_count_where_the_workers_draw_0_8_of_the_servers_most():
+    # a worker asks 2 chunks/s (0.5 s of sim per chunk); the server's most is 20 chunks/s (batch >= 4)
     decision = choose_workers(1000, 10, 1, 32, CURVE, demand=2.0, max_batch=8)
-    assert (decision.workers, decision.bound) == (8, "supply")
-    assert "supply-bound" in decision.reason and "2.00/s" in decision.reason
-    # two servers on the same stream feed twice as many
-    assert choose_workers(1000, 10, 1, 32, CURVE, demand=2.0, servers=2, max_batch=8).workers == 16
+    assert decision.bound == "supply" and "2.00 chunks/s" in decision.reason and "80% of their most" in decision.reason
+    drawn = lambda w, servers=1: predict_throughput(w, servers, 0.5, 1.0, 0.0, CURVE, 8).chunks_per_s  # noqa: E731
+    w = decision.workers
+    assert drawn(w) >= 0.8 * 20 > drawn(w - 1)  # the fewest that draw 0.8 of the most
+    # a waiting worker asks nothing: 8 workers (the W / P = 8 shortcut's choice) leave the server idle part of the time
+    assert w > 8 and drawn(8) < 0.8 * 20
+    # two servers on the same stream feed more workers
+    assert choose_workers(1000, 10, 1, 64, CURVE, demand=2.0, servers=2, max_batch=8).workers > w
     # the queue still wins when it asks for fewer
     assert choose_workers(30, 10, 1, 32, CURVE, demand=2.0).bound == "queue"
-    # a server too slow for even one worker: the floor holds, and says why
-    floor = choose_workers(1000, 10, 1, 32, CURVE, demand=50.0)
-    assert (floor.workers, floor.bound) == (1, "min") and "supply-bound" in floor.reason
+    # a server far faster than the workers: supply does not bind
+    assert choose_workers(1000, 10, 1, 32, SupplyCurve({1: 1000.0}), demand=2.0).bound == "max"
+    # the floor holds, and says what the rule alone would choose
+    floor = choose_workers(1000, 10, 20, 32, CURVE, demand=50.0)
+    assert (floor.workers, floor.bound) == (20, "min") and "supply-bound" in floor.reason
+
+
+def test_where_batching_pays_the_rule_fills_batches_and_where_it_does_not_it_stays_near_batch_one():
+    flat = SupplyCurve({1: 10.0, 8: 10.0})  # a CPU server: batching gains nothing
+    gpu = SupplyCurve({1: 1.0, 8: 6.0})  # batch 8 gives 6x the chunks/s of batch 1
+    on_flat = choose_workers(1000, 10, 1, 64, flat, demand=2.0, max_batch=8)
+    on_gpu = choose_workers(1000, 10, 1, 64, gpu, demand=2.0, max_batch=8)
+    assert predict_throughput(on_flat.workers, 1, 0.5, 1.0, 0.0, flat, 8).mean_batch < 2
+    assert predict_throughput(on_gpu.workers, 1, 0.5, 1.0, 0.0, gpu, 8).mean_batch > 4
 
 
 def test_bad_bounds_are_refused():
