@@ -37,7 +37,7 @@ from tqdm import tqdm
 from actors.eval_fleet import EvalFleet, FleetConfig, default_num_workers
 from actors.job_session import JobSession
 from worldvla_dist.envs.libero_pro import BASE_SUITES, require_runnable
-from worldvla_dist.envs.libero_tasks import SUITES
+from worldvla_dist.envs.libero_tasks import SUITES, TRIALS_PER_TASK
 from worldvla_dist.evaluation import robustness_table, success_table
 from worldvla_dist.evaluation.capacity import SupplyCurve, choose_workers, demand_chunks_per_s, serving_report
 from worldvla_dist.evaluation.episode_worker import EpisodeWorkerConfig
@@ -63,6 +63,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="each base suite also under its LIBERO-PRO _lan paraphrases (<base>_paraphrase); variants.md")
     p.add_argument("--tasks", nargs="*", default=None, help="task indices or names (default: all of each suite)")
     p.add_argument("--trials", type=int, default=50)
+    p.add_argument("--first-trial", type=int, default=0,
+                   help="init states --first-trial.. (40 with --trials 10: the states a 0..39 recipe never trained on)")
     p.add_argument("--max-steps", type=int, default=None, help="override the suite's step cap (smoke runs)")
     p.add_argument("--workers", type=int, default=None, help="SimWorkers (default: the cluster's CPUs minus one)")
     p.add_argument("--max-workers", type=int, default=None,
@@ -87,7 +89,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--step-timeout", type=float, default=60.0, help="env watchdog, seconds per step")
     p.add_argument("--reclaim-after", type=float, default=120.0,
                    help="seconds before a dead SimWorker's episode is taken over")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.trials < 1 or args.first_trial < 0 or args.first_trial + args.trials > TRIALS_PER_TASK:
+        p.error(f"--first-trial {args.first_trial} --trials {args.trials}: init states must lie in "
+                f"0..{TRIALS_PER_TASK - 1} (each LIBERO task has {TRIALS_PER_TASK})")
+    return args
 
 
 def plan_layouts(args: argparse.Namespace) -> tuple[list[str], list[robustness_table.Layout]]:
@@ -156,7 +162,8 @@ def main(argv=None) -> dict:
                                    max_workers=args.max_workers,
                                    episodes_per_worker=args.episodes_per_worker,
                                    max_servers=args.max_policy_servers)
-        specs = plan_episodes(suites, args.tasks, args.trials, max_steps=args.max_steps, video=args.videos)
+        specs = plan_episodes(suites, args.tasks, args.trials, max_steps=args.max_steps, video=args.videos,
+                              first_trial=args.first_trial)
         if layouts:  # a run stopped early still fills every column
             specs = robustness_table.interleave(specs, suites)
         run = EvalRun(client, worker, specs)

@@ -83,3 +83,11 @@ def test_robustness_end_to_end_writes_the_table(tiny_checkpoint, tmp_path):
     episodes = [json.loads(line) for line in (run_dir / "episodes.jsonl").read_text().splitlines()]
     assert sorted(e["suite"] for e in episodes) == ["libero_object", "libero_object_lan", "libero_object_object",
                                                     "libero_object_swap", "libero_object_task"]
+
+
+def test_first_trial_picks_held_out_init_states_and_refuses_ones_past_the_fifty(capsys):
+    args = eval_libero.parse_args(["--checkpoint", "x", "--first-trial", "40", "--trials", "10"])
+    assert (args.first_trial, args.trials) == (40, 10)
+    with pytest.raises(SystemExit):
+        eval_libero.parse_args(["--checkpoint", "x", "--first-trial", "45", "--trials", "10"])
+    assert "init states must lie in 0..49" in capsys.readouterr().err
