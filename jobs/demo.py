@@ -1,7 +1,7 @@
 """`make demo`: the main job on one small machine, end to end, from nothing.
 
     python jobs/demo.py                     # the memorization recipe (~6 minutes on 2 cores)
-    python jobs/demo.py --recipe heldout    # 2 libero_object tasks, 10 demos each, init states 40..42 (~35 min)
+    python jobs/demo.py --recipe heldout    # 2 libero_object tasks, 10 demos each, init states 40..49 (~35 min)
     python jobs/demo.py --quick             # ~4 minutes, numbers meaningless: checks the plumbing
 
 1. starts a local Ray head with its job server, and an embedded redis-server (loopback, password);
@@ -10,7 +10,8 @@
 4. `jobs/train_joint.py` on the recipe's config: DeepSpeed learner + evaluation rounds on the
    published weights;
 5. reports success on the init states it trained on and on init states it never saw, and (heldout
-   recipe) action-token accuracy and next-frame PSNR on held-out trajectories.
+   recipe) open-loop action-token accuracy per dimension and chunk position on demos made from the
+   held-out init states (action_errors.md).
 
 Recipes. memorize (the default; configs/memorize_cpu.yaml): the micro-cpu model learns 2 demos of one
 short task and replays them closed loop: what a user can see learn in minutes on a CPU, and the
@@ -38,6 +39,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,20 +68,22 @@ class DemoRecipe:
     eval_trials: int
     eval_max_steps: int
     label: str
+    heldout_demos: int = 0  # demos per task from init states eval_first_trial..: open-loop action errors
 
 
 RECIPES = {
     "memorize": DemoRecipe("libero_goal", ("7",), 2, 200, "configs/memorize_cpu.yaml", 0, 4, 150,
                            "memorization: 2 demos of one task, replayed closed loop"),
-    "heldout": DemoRecipe("libero_object", ("0", "1"), 10, 200, "configs/heldout_cpu.yaml", 40, 3, 280,
-                          "held-out: 10 demos per task, evaluated on init states 40..42 (never trained on)"),
+    "heldout": DemoRecipe("libero_object", ("0", "1"), 10, 200, "configs/heldout_cpu.yaml", 40, 10, 280,
+                          "held-out: 10 demos per task, evaluated on init states 40..49 (never trained on)", 4),
 }
 
 # Lines of `ray job submit` and of the libraries' start-up that say nothing about the run; a job's
 # verdict ("Job 'raysubmit_..' succeeded") is kept.
 CHATTER = re.compile("|".join((
     r"\b(cli|packaging|working_dir|job_manager|sdk|worker|dashboard_sdk)\.py:\d+ -- ", r"robosuite WARNING",
-    r"setup_macros\.py", r"\[info\] Applying task order", r"\[(INFO|WARNING)\] \[(real_accelerator|logging|config|comm)",
+    r"setup_macros\.py", r"\[info\] Applying task order", r"detached actor in an anonymous namespace",
+    r"has constructor arguments in the object store and max_restarts", r"\[(INFO|WARNING)\] \[(real_accelerator|logging|config|comm)",
     r"^\s*$")))
 VERDICT = re.compile(r"Job '\S+' (succeeded|failed|stopped)")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -91,14 +95,23 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=ROOT / "runs", help="parent folder of the run folder")
     p.add_argument("--cache", type=Path, default=None, help="demos, tokenizer, shards (default data/demo-cache/<recipe>)")
     p.add_argument("--steps", type=int, default=None, help="learner steps (default: the recipe config's)")
+    p.add_argument("--demos", type=int, default=None,
+                   help="scripted demos per task, from init states 0.. (default: the recipe's; own cache folder)")
     p.add_argument("--videos", action="store_true", help="an mp4 per evaluation episode (run folder and wandb)")
     p.add_argument("--wandb", default="off", choices=["off", "offline", "online"])
     p.add_argument("--quick", action="store_true", help="tiny numbers everywhere: a plumbing check")
     args = p.parse_args()
     recipe = RECIPES[args.recipe]
-    args.cache = args.cache or ROOT / "data" / "demo-cache" / (args.recipe + ("-quick" if args.quick else ""))
+    if args.demos:
+        if args.demos < 1 or (recipe.eval_first_trial and args.demos > recipe.eval_first_trial):
+            p.error(f"--demos {args.demos}: the {args.recipe} recipe evaluates init states from "
+                    f"{recipe.eval_first_trial}; demos must come from before them")
+        recipe = replace(recipe, demos=args.demos, label=recipe.label.replace(f"{recipe.demos} demos", f"{args.demos} demos"))
+    name = args.recipe + (f"-d{args.demos}" if args.demos else "") + ("-quick" if args.quick else "")
+    args.cache = args.cache or ROOT / "data" / "demo-cache" / name
     if args.quick:
-        recipe = replace(recipe, tasks=recipe.tasks[:1], demos=2, tokenizer_steps=3, eval_trials=1, eval_max_steps=10)
+        recipe = replace(recipe, tasks=recipe.tasks[:1], demos=2, tokenizer_steps=3, eval_trials=1, eval_max_steps=10,
+                         heldout_demos=min(recipe.heldout_demos, 1))
         args.steps = 4
     args.recipe_spec = recipe
     return args
@@ -178,6 +191,10 @@ def main() -> None:
                "--steps", str(recipe.tokenizer_steps))
         submit("jobs/prepare_data.py", "--demos", str(cache / "demos"), "--tokenizer", str(cache / "tokenizer"),
                "--out", str(cache / "shards"))
+        if recipe.heldout_demos:  # from the init states evaluated, which no training demo started from
+            submit("jobs/make_demos.py", "--suites", recipe.suite, "--tasks", *recipe.tasks, "--first-trial",
+                   str(recipe.eval_first_trial), "--trials", str(recipe.heldout_demos), "--image-size", "128",
+                   "--out", str(cache / "heldout-demos"))
         config = train_config(recipe, cache, run_dir, args.steps, args.videos, args.wandb)
         (run_dir / "demo_config.yaml").write_text(yaml.safe_dump(config))
         submit("jobs/train_joint.py", "--config", str(run_dir / "demo_config.yaml"),
@@ -196,11 +213,10 @@ def main() -> None:
 
 def demo_report(args, recipe: DemoRecipe, config: dict, cache: Path, run_dir: Path) -> dict:
     """The closing table: success on trained and unseen init states, losses, and for the heldout
-    recipe what the model does on held-out trajectories."""
+    recipe where its actions go wrong on demos from the held-out init states."""
     summary = json.loads((run_dir / "summary.json").read_text())
     steps = summary["steps"]
     episodes = [json.loads(x) for x in (run_dir / "eval" / f"v{steps:06d}" / "episodes.jsonl").read_text().splitlines()]
-    memorize = "val_ind" in config["train"].get("train_splits", ())  # every demo trained on
     split = success_by_init_state(episodes, recipe.demos)
     where = f"{recipe.suite} task(s) {' '.join(recipe.tasks)}, {recipe.eval_max_steps} steps, weights v{steps}"
     rows = [(name, _rate(*split[key]), f"{note}; {where}") for key, name, note in (
@@ -212,19 +228,21 @@ def demo_report(args, recipe: DemoRecipe, config: dict, cache: Path, run_dir: Pa
                  "no world samples (world_fraction 0)" if world is None or math.isnan(world) else f"{world:.3f}"))
     report = {"recipe": args.recipe, "label": recipe.label, "success": {k: list(v) for k, v in split.items()},
               "summary": summary, "tokenizer": json.loads((cache / "tokenizer" / "tokenizer_report.json").read_text())}
-    if not memorize:
-        from worldvla_dist.evaluation.heldout import heldout_report
+    if recipe.heldout_demos:
+        from worldvla_dist.evaluation.action_errors import markdown
+        from worldvla_dist.evaluation.heldout import demo_action_errors
 
         model, tokens = load_checkpoint(sorted((run_dir / "exports").iterdir())[-1])
-        samples = 8 if args.quick else 64
-        held = heldout_report(model, tokens, cache / "demos", max_frames=samples, max_prompts=samples)
-        acc, frame = held["action_token_accuracy"], held["next_frame"]
-        rows += [(f"{held['on']} action-token accuracy", f"{acc['model']:.3f}", f"majority bin {acc['majority']:.3f}"),
-                 (f"{held['on']} next-frame PSNR (dB)", f"{frame['model_psnr']:.2f}",
-                  f"copy last frame {frame['copy_last_psnr']:.2f}, tokenizer ceiling {frame['tokenizer_ceiling_psnr']:.2f}"),
-                 ("next-frame VQ code accuracy", f"{frame['model_code_accuracy']:.3f}",
-                  f"copy last frame {frame['copy_last_code_accuracy']:.3f}")]
-        report.update(held)
+        errors = demo_action_errors(model, tokens, cache / "heldout-demos", cache / "demos",
+                                    max_prompts=16 if args.quick else 256)
+        (run_dir / "action_errors.md").write_text(markdown(errors) + "\n")
+        by_dim = dict(zip(("x", "y", "z"), errors.by_dimension))
+        rows += [("held-out action-token accuracy", f"{np.mean(errors.accuracy):.3f}",
+                  f"majority bin {np.mean(errors.majority_accuracy):.3f}; {errors.num_chunks} chunks of demos from "
+                  f"init states {recipe.eval_first_trial}.."),
+                 ("  x / y / z exact", " / ".join(f"{v:.2f}" for v in by_dim.values()),
+                  "per position and dimension: action_errors.md")]
+        report["action_errors"] = errors.to_payload()
     report["rows"] = rows
     return report
 
