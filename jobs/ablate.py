@@ -4,7 +4,7 @@ success on held-out init states.
 
     ray job submit --working-dir . -- python jobs/ablate.py --out runs/ablation
     python jobs/ablate.py --quick --out runs/ablation-quick     # ~6 min on 2 busy cores, 1 task, 2 demos
-    python jobs/ablate.py --out runs/ablation                   # libero_object tasks 0-1, 12 demos each
+    python jobs/ablate.py --out runs/ablation                   # libero_object tasks 0-1, 10 demos each (~50 min)
 
 (a) action model, K=1; (b) chunking K=5 under the causal mask, decoded one token at a time under it;
 (c) chunking under the action mask (the default); (d) (c) plus world-model samples (joint). Everything
@@ -55,7 +55,7 @@ IMAGE_SIZE_PX = 128  # the micro-cpu / tiny-cpu presets' resolution
 # --quick: one task, two demos (trial 0 trains, trial 1 is the held-out demo), short training and episodes
 QUICK = dict(tasks=[0], demos_per_task=2, tokenizer_steps=60, steps=40, heldout_trials=[40], max_steps=30,
              max_prompts=16)
-DEFAULT = dict(tasks=[0, 1], demos_per_task=12, tokenizer_steps=200, steps=400, heldout_trials=[40, 41],
+DEFAULT = dict(tasks=[0, 1], demos_per_task=10, tokenizer_steps=200, steps=1000, heldout_trials=[40, 41],
                max_steps=None, max_prompts=64)
 
 
