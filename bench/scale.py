@@ -223,8 +223,9 @@ def main() -> None:
         for env in envs:
             env.close()
     for r in runs:
+        # the real runs share this machine's cores: the envs, the policy and our Python between them
         pred = predict_throughput(r["workers"], 1, sim["sim_s_per_chunk"], sim["chunks_per_episode"], sim["reset_s"],
-                                  supply, service.max_batch, service.max_wait_s)
+                                  supply, service.max_batch, service.max_wait_s, cpus=os.cpu_count())
         r.update(predicted_episodes_per_hour=pred.episodes_per_hour, predicted_mean_batch=pred.mean_batch,
                  error=pred.episodes_per_hour / r["episodes_per_hour"] - 1)
     cluster = cluster_table(sim)

@@ -12,6 +12,7 @@ one worker already waits long), kept 1 to 3 SimWorkers and the GPU's batches emp
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
@@ -123,7 +124,7 @@ class Prediction:
     chunks_per_s: float
     mean_batch: float
     server_utilisation: float  # busy fraction of each PolicyServer
-    bound: str  # "sim" (workers never wait long) or "policy" (servers saturated)
+    bound: str  # "sim" (workers never wait long), "policy" (servers saturated) or "cpu" (the shared cores are)
 
     def as_dict(self) -> dict:
         return {k: round(v, 4) if isinstance(v, float) else v for k, v in self.__dict__.items()}
@@ -131,13 +132,15 @@ class Prediction:
 
 def predict_throughput(workers: int, servers: int, sim_s_per_chunk: float, chunks_per_episode: float,
                        episode_overhead_s: float, supply: SupplyCurve, max_batch: int = 8,
-                       max_wait_s: float = 0.0) -> Prediction:
+                       max_wait_s: float = 0.0, cpus: float | None = None) -> Prediction:
     """Steady-state episodes/hour of W closed-loop SimWorkers on P PolicyServers. A worker's cycle
     per chunk is its sim time Z plus the response R; the servers carry X chunks/s in batches of
     b = X / P x latency(b) (what arrives while one batch decodes, 1 <= b <= min(W / P, max_batch)),
     and R = latency(b) x (1 + utilisation / 2) (on average half a batch in progress ahead) + the
-    batching wait. X = W / (Z + R), capped at P x supply(b); solved by fixed-point iteration. No
-    term for CPU contention: each SimWorker is assumed to have its core, each server its device."""
+    batching wait. X = W / (Z + R), capped at P x supply(b); solved by fixed-point iteration. With
+    `cpus` (workers and CPU servers on one machine's cores) X is also capped at cpus over the
+    core-seconds a chunk costs (Z, its share of the reset, latency(b) / b); without, each SimWorker
+    has its core and each server its device."""
     if workers < 1 or servers < 1 or sim_s_per_chunk < 0 or chunks_per_episode <= 0:
         raise ConfigError(f"predict_throughput: need workers, servers >= 1, sim_s_per_chunk >= 0, chunks_per_episode "
                           f"> 0; got {workers}, {servers}, {sim_s_per_chunk}, {chunks_per_episode}")
@@ -149,13 +152,17 @@ def predict_throughput(workers: int, servers: int, sim_s_per_chunk: float, chunk
         util = min(1.0, x / servers * latency / batch) if x else 0.0
         response = latency * (1 + util / 2) + (max_wait_s if batch > 1 else 0.0)
         offered = workers / (sim_s_per_chunk + cycle_overhead + response)  # what the workers would ask
-        x_new = min(offered, servers * supply.at(batch))
+        x_new = min(offered, servers * supply.at(batch),
+                    cpus / (sim_s_per_chunk + cycle_overhead + latency / batch) if cpus else math.inf)
         batch_new = min(batch_cap, max(1.0, offered / servers * latency))  # a saturated server's batch grows
         if abs(x_new - x) < 1e-9 and abs(batch_new - batch) < 1e-9:
             break
         x, batch = x_new, 0.5 * batch + 0.5 * batch_new  # damped: batch and rate feed each other
-    util = min(1.0, x / servers * supply.latency_s(batch) / batch)
-    return Prediction(3600 * x / chunks_per_episode, x, batch, util, "policy" if util > HEADROOM else "sim")
+    latency = supply.latency_s(batch)
+    util = min(1.0, x / servers * latency / batch)
+    cpu_bound = bool(cpus) and x >= 0.999 * cpus / (sim_s_per_chunk + cycle_overhead + latency / batch)
+    return Prediction(3600 * x / chunks_per_episode, x, batch, util,
+                      "cpu" if cpu_bound else "policy" if util > HEADROOM else "sim")
 
 
 def _ms(value: float | None) -> str:

@@ -83,3 +83,14 @@ def test_prediction_is_sim_bound_with_few_workers_and_capped_by_supply_with_many
     assert many.episodes_per_hour == pytest.approx(3600 * many.chunks_per_s / 10)
     with pytest.raises(ConfigError):
         predict_throughput(0, 1, 0.4, 10, 0.0, CURVE)
+
+
+def test_on_shared_cores_the_rate_is_capped_by_the_core_seconds_a_chunk_costs():
+    # 4 workers at 0.4 s of sim a chunk and a batch of 1 at 0.1 s: 0.5 core-seconds a chunk
+    alone = predict_throughput(4, 1, 0.4, 10, 0.0, CURVE)
+    two_cores = predict_throughput(4, 1, 0.4, 10, 0.0, CURVE, cpus=2)
+    assert two_cores.bound == "cpu" and alone.bound != "cpu"
+    assert two_cores.chunks_per_s <= 2 / (0.4 + 0.1 / two_cores.mean_batch) + 1e-9 < alone.chunks_per_s
+    # one worker on two cores is not held back by them
+    assert predict_throughput(1, 1, 0.4, 10, 0.0, CURVE, cpus=2).chunks_per_s == pytest.approx(
+        predict_throughput(1, 1, 0.4, 10, 0.0, CURVE).chunks_per_s)
