@@ -99,13 +99,23 @@ def run_phase(redis_url: str, service: PolicyServiceConfig, clients: int, second
     return log, time.perf_counter() - start
 
 
-def mismatches(policy: ChunkPolicy, replies: list[tuple[int, int, np.ndarray]], chunk: int, size_px: int) -> int:
-    """Replies whose actions differ from the model's own chunk for the same request, batch 1."""
-    bad = 0
+NEAR_TIE_BINS = 3  # a reply differing from the batch-1 chunk in at most this many of its K x 7 bins is a near tie
+
+
+def mismatches(policy: ChunkPolicy, replies: list[tuple[int, int, np.ndarray]], chunk: int,
+               size_px: int) -> tuple[int, int]:
+    """-> (wrong, near ties) against the model's own chunk for the same request at batch 1. The
+    bench's model has random weights, whose logits tie between a few bins to float precision: batched
+    and single decodes can then pick the other bin, and the next token of that action follows it (seen:
+    3 of 35 bins, in 1 of ~140 replies, every run on 2026-12-06). A reply differing in more bins than
+    that is wrong: another request's chunk differs in ~29 of 35 (median over request pairs)."""
+    wrong = near_ties = 0
     for c, step, actions in replies:
         want = policy.predict([PolicyRequest(INSTRUCTION, request_frames(c, step, size_px), chunk, "check")])[0]
-        bad += int(actions.shape != want.shape or not np.array_equal(actions, want))
-    return bad
+        differing = actions.size if actions.shape != want.shape else int((actions != want).sum())
+        wrong += differing > NEAR_TIE_BINS
+        near_ties += 0 < differing <= NEAR_TIE_BINS
+    return wrong, near_ties
 
 
 def main() -> None:
@@ -164,7 +174,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     sample = all_replies if args.verify == 0 else [all_replies[i] for i in
                                                    rng.choice(len(all_replies), min(args.verify, len(all_replies)), replace=False)]
-    wrong = mismatches(ChunkPolicy(model, tokens), sample, args.chunk, size_px)
+    wrong, near_ties = mismatches(ChunkPolicy(model, tokens), sample, args.chunk, size_px)
     lost_total = lost + left_in_queue + dead_letters
 
     print(f"tiny-cpu, K={args.chunk}, max batch {args.max_batch}, {args.threads} torch thread(s), phases of "
@@ -176,13 +186,15 @@ def main() -> None:
     supply = stats["supply_chunks_per_s"]
     print("supply curve (server's batch timings): " + ", ".join(f"B={b}: {c:.1f}/s" for b, c in supply.items()))
     print(f"requests lost {lost_total} (calls {lost}, left in queue {left_in_queue}, dead-lettered {dead_letters}); "
-          f"resends {resends}; replies checked {len(sample)}, wrong {wrong}")
+          f"resends {resends}; replies checked {len(sample)}, wrong {wrong}, near ties {near_ties} (<= "
+          f"{NEAR_TIE_BINS} of {args.chunk * 7} bins differ)")
     print(f"Redis used_memory {memory_start / 2 ** 20:.2f} MiB at start, {memory_end / 2 ** 20:.2f} MiB at end")
     base, top = phases[0], phases[-1]
     print(json.dumps({
         "bench": "serve", "quick": args.quick, "clients": most, "phase_s": seconds, "chunk": args.chunk,
         "max_batch": args.max_batch, "threads": args.threads, "cpu_count": os.cpu_count(), "machine": platform.machine(),
         "requests": len(all_replies), "lost": lost_total, "resends": resends, "checked": len(sample), "wrong": wrong,
+        "near_ties": near_ties,
         "throughput_over_1_client": round(top["chunks_per_s"] / base["chunks_per_s"], 3),
         "p50_latency_over_1_client": round(top["latency_ms_p50"] / base["latency_ms_p50"], 3),
         "p99_latency_ms": round(top["latency_ms_p99"], 1), "mean_batch": round(top["mean_batch"], 3),
