@@ -23,6 +23,8 @@ def test_the_scale_bench_measures_predicts_and_checks_itself():
     assert [r["workers"] for r in result["runs"]] == [1, 2]
     assert all(r["episodes_per_hour"] > 0 and r["predicted_episodes_per_hour"] > 0 for r in result["runs"])
     assert result["max_abs_error"] == max(abs(r["error"]) for r in result["runs"])
+    # the real path's own per-chunk cost, fitted on W=1, then W=2 predicted with it
+    assert result["overhead_ms_per_chunk"] >= 0 and result["fitted_error_w2"] == result["runs"][1]["fitted_error"]
     assert {(c["cpu_nodes"], c["gpu_nodes"]) for c in result["cluster"]} == {(n, g) for n in (1, 4, 16) for g in (1, 2)}
     assert all(0 < c["rule_workers"] <= c["workers"] for c in result["cluster"])
     assert "ASSUMPTION" in out.stdout and "MODEL" in out.stdout
