@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from worldvla_dist.envs.libero_tasks import SUITES  # noqa: E402
-from worldvla_dist.evaluation.action_errors import markdown  # noqa: E402
+from worldvla_dist.evaluation.action_errors import write_report  # noqa: E402
 from worldvla_dist.evaluation.heldout import demo_action_errors  # noqa: E402
 from worldvla_dist.model.checkpoint import load_checkpoint  # noqa: E402
 
@@ -56,14 +56,10 @@ def main(argv=None) -> dict:
     model, tokens = load_checkpoint(args.checkpoint)
     breakdown = demo_action_errors(model, tokens, args.demos, args.train_demos, args.chunk, args.history,
                                    args.max_prompts)
-    table = markdown(breakdown)
     header = (f"Open-loop action-token accuracy of {args.checkpoint} on {breakdown.num_chunks} held-out chunks of "
               f"K={args.chunk} ({args.demos}), majority bin of {args.train_demos}.")
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "action_errors.md").write_text(header + "\n\n" + table + "\n")
-    payload = {"checkpoint": str(args.checkpoint), "chunk": args.chunk, **breakdown.to_payload()}
-    (args.out / "action_errors.json").write_text(json.dumps(payload, indent=1))
-    print(header + "\n\n" + table, flush=True)
+    text, payload = write_report(breakdown, args.out, header, checkpoint=str(args.checkpoint), chunk=args.chunk)
+    print(text, flush=True)
     print(json.dumps(payload), flush=True)
     return payload
 

@@ -102,7 +102,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="tiny numbers everywhere: a plumbing check")
     args = p.parse_args()
     recipe = RECIPES[args.recipe]
-    if args.demos:
+    if args.demos is not None:
         if args.demos < 1 or (recipe.eval_first_trial and args.demos > recipe.eval_first_trial):
             p.error(f"--demos {args.demos}: the {args.recipe} recipe evaluates init states from "
                     f"{recipe.eval_first_trial}; demos must come from before them")
@@ -229,20 +229,23 @@ def demo_report(args, recipe: DemoRecipe, config: dict, cache: Path, run_dir: Pa
     report = {"recipe": args.recipe, "label": recipe.label, "success": {k: list(v) for k, v in split.items()},
               "summary": summary, "tokenizer": json.loads((cache / "tokenizer" / "tokenizer_report.json").read_text())}
     if recipe.heldout_demos:
-        from worldvla_dist.evaluation.action_errors import markdown
+        from worldvla_dist.evaluation.action_errors import ACTION_DIM_NAMES, write_report
         from worldvla_dist.evaluation.heldout import demo_action_errors
 
-        model, tokens = load_checkpoint(sorted((run_dir / "exports").iterdir())[-1])
+        export = sorted((run_dir / "exports").iterdir())[-1]
+        model, tokens = load_checkpoint(export)
         errors = demo_action_errors(model, tokens, cache / "heldout-demos", cache / "demos",
                                     max_prompts=16 if args.quick else 256)
-        (run_dir / "action_errors.md").write_text(markdown(errors) + "\n")
-        by_dim = dict(zip(("x", "y", "z"), errors.by_dimension))
+        write_report(errors, run_dir, f"Open-loop action-token accuracy of {export} on {errors.num_chunks} chunks of "
+                     f"demos from init states {recipe.eval_first_trial}.., majority bin of the training demos.",
+                     checkpoint=str(export))
+        by_dim = dict(zip(ACTION_DIM_NAMES[:3], errors.by_dimension))
         rows += [("held-out action-token accuracy", f"{np.mean(errors.accuracy):.3f}",
                   f"majority bin {np.mean(errors.majority_accuracy):.3f}; {errors.num_chunks} chunks of demos from "
                   f"init states {recipe.eval_first_trial}.."),
                  ("  x / y / z exact", " / ".join(f"{v:.2f}" for v in by_dim.values()),
                   "per position and dimension: action_errors.md")]
-        report["action_errors"] = errors.to_payload()
+        report["action_errors"] = errors.to_payload()  # also in action_errors.json
     report["rows"] = rows
     return report
 

@@ -8,7 +8,9 @@ or far (a wrong direction, a gripper closing early)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -73,3 +75,15 @@ def markdown(breakdown: ActionErrorBreakdown) -> str:
                                     f"{np.mean(breakdown.within_one_bin):.3f}",
                                     f"{np.mean(breakdown.mean_bin_error):.2f}"]) + " |")
     return "\n".join(lines)
+
+
+def write_report(breakdown: ActionErrorBreakdown, out: str | Path, header: str, **about) -> tuple[str, dict]:
+    """action_errors.md (header and table) and action_errors.json (`about`, then the breakdown) in
+    `out` -> (the markdown, the payload)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    text = header + "\n\n" + markdown(breakdown)
+    payload = {**about, **breakdown.to_payload()}
+    (out / "action_errors.md").write_text(text + "\n")
+    (out / "action_errors.json").write_text(json.dumps(payload, indent=1))
+    return text, payload

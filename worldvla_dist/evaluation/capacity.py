@@ -146,21 +146,24 @@ def predict_throughput(workers: int, servers: int, sim_s_per_chunk: float, chunk
                           f"> 0; got {workers}, {servers}, {sim_s_per_chunk}, {chunks_per_episode}")
     cycle_overhead = episode_overhead_s / chunks_per_episode  # env resets spread over the episode's chunks
     batch_cap = min(max(1.0, workers / servers), max_batch)
+
+    def cpu_cap(batch: float) -> float:  # chunks/s the shared cores can carry at this batch
+        return cpus / (sim_s_per_chunk + cycle_overhead + supply.latency_s(batch) / batch) if cpus else math.inf
+
     batch, x = 1.0, 0.0
     for _ in range(200):
         latency = supply.latency_s(batch)
         util = min(1.0, x / servers * latency / batch) if x else 0.0
         response = latency * (1 + util / 2) + (max_wait_s if batch > 1 else 0.0)
         offered = workers / (sim_s_per_chunk + cycle_overhead + response)  # what the workers would ask
-        x_new = min(offered, servers * supply.at(batch),
-                    cpus / (sim_s_per_chunk + cycle_overhead + latency / batch) if cpus else math.inf)
+        x_new = min(offered, servers * supply.at(batch), cpu_cap(batch))
         batch_new = min(batch_cap, max(1.0, offered / servers * latency))  # a saturated server's batch grows
         if abs(x_new - x) < 1e-9 and abs(batch_new - batch) < 1e-9:
             break
         x, batch = x_new, 0.5 * batch + 0.5 * batch_new  # damped: batch and rate feed each other
     latency = supply.latency_s(batch)
     util = min(1.0, x / servers * latency / batch)
-    cpu_bound = bool(cpus) and x >= 0.999 * cpus / (sim_s_per_chunk + cycle_overhead + latency / batch)
+    cpu_bound = x >= 0.999 * cpu_cap(batch)
     return Prediction(3600 * x / chunks_per_episode, x, batch, util,
                       "cpu" if cpu_bound else "policy" if util > HEADROOM else "sim")
 
