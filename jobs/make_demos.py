@@ -10,6 +10,8 @@ expert's success per task (also written as `expert_success.md` / `.json` in --ou
 
     python jobs/make_demos.py --suites libero_spatial libero_object libero_goal libero_10 --no-record \
         --out runs/expert-table      # the expert's success on all 50 init states, no frames recorded
+    python jobs/make_demos.py --robustness libero_spatial libero_object --no-record --trials 50 \
+        --out runs/expert-robustness # each base suite and its runnable LIBERO-PRO perturbations: robustness.md
 
 The expert executes quantized actions (the reference tokenizer's bin centres), so every recorded demo
 replays to success once tokenized; a replay that fails is dropped ("kept" in the table).
@@ -34,14 +36,21 @@ from tqdm import tqdm
 from actors.ray_setup import init_ray
 from worldvla_dist.data.demo_generation import (DEFAULT_IMAGE_SIZE_PX, TaskDemoReport, generate_task_demos,
                                                 regenerate_demo_file)
+from worldvla_dist.envs.libero_pro import BASE_SUITES
 from worldvla_dist.envs.libero_tasks import SUITES, TaskSpec, find_task, suite_tasks
+from worldvla_dist.evaluation import robustness_table
+from worldvla_dist.evaluation.robustness_table import Cell
 
 log = logging.getLogger("make_demos")
 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--suites", nargs="+", default=["libero_spatial"], choices=SUITES.names())
+    p.add_argument("--suites", nargs="+", default=None, choices=SUITES.names(),
+                   help="default: libero_spatial, or none with --robustness")
+    p.add_argument("--robustness", nargs="+", default=None, choices=BASE_SUITES, metavar="BASE",
+                   help="each BASE suite and its runnable LIBERO-PRO perturbations, task by task across the columns; "
+                        "writes robustness.md / .csv / .json (tasks x original / language / object / swap / task)")
     p.add_argument("--tasks", nargs="*", default=None, help="task indices or names within each suite (default: all)")
     p.add_argument("--trials", type=int, default=50, help="init states per task (the suite has 50)")
     p.add_argument("--first-trial", type=int, default=0,
@@ -56,7 +65,14 @@ def parse_args() -> argparse.Namespace:
                    help="official LIBERO demo files to regenerate instead of running the expert")
     p.add_argument("--address", default=None, help="Ray address; default: RAY_ADDRESS or a local Ray")
     p.add_argument("--num-cpus", type=int, default=None, help="local Ray only: CPUs to use (default: all)")
-    return p.parse_args()
+    args = p.parse_args()
+    args.layouts = [robustness_table.robustness_layout(base) for base in args.robustness or ()]
+    for layout in args.layouts:
+        for label, why in layout.skipped:
+            log.warning("--robustness %s: %s left out, %s", layout.base, label, why)
+    suites = robustness_table.layout_suites(args.layouts) + list(args.suites or ([] if args.layouts else ["libero_spatial"]))
+    args.suites = list(dict.fromkeys(suites))
+    return args
 
 
 @ray.remote(num_cpus=1)
@@ -121,6 +137,8 @@ def run_expert_tasks(args: argparse.Namespace) -> list[TaskDemoReport]:
                 reports.append(report)
             else:
                 jobs.append(task)
+    order = {s: i for i, s in enumerate(args.suites)}
+    jobs.sort(key=lambda t: (t.index, order[t.suite]))  # task 0 of every suite first: a stopped run fills every column
     log.info("%d tasks to generate, %d already done in %s", len(jobs), len(reports), args.out)
     if jobs:
         init_ray(args.address, args.num_cpus)
@@ -152,6 +170,12 @@ def main() -> None:
     (args.out / "expert_success.json").write_text(json.dumps([asdict(r) for r in reports], indent=1))
     (args.out / "expert_success.md").write_text(table(reports) + "\n")
     log.info("scripted expert\n%s", table(reports))
+    if args.layouts:
+        counts = [(r.suite, r.task, Cell(r.expert_successes, r.trials - r.expert_successes)) for r in reports]
+        tables = [layout.table_from_counts(counts) for layout in args.layouts]
+        robustness_table.write(args.out, "robustness", tables)
+        log.info("scripted expert under perturbation (%s)\n%s", args.out / "robustness.md",
+                 "\n\n".join(robustness_table.markdown(t) for t in tables))
 
 
 if __name__ == "__main__":

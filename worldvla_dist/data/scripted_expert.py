@@ -136,7 +136,7 @@ class ScriptedExpert:
             major = np.array([-minor[1], minor[0]])
             shifts = [0.0, -0.015, 0.015, -0.03, 0.03]
             self._grasp_shift[obj] = min(shifts, key=lambda d: (
-                self.obstacles_above(grasp + [*(d * major), 0.0], obj, minor, across=0.10, along=0.03, lift=0.03), abs(d)))
+                self.palm_obstacles(grasp + [*(d * major), 0.0], obj, minor), abs(d)))
         major = np.array([-minor[1], minor[0]])
         return grasp + [*(self._grasp_shift[obj] * major), 0.0]
 
@@ -170,7 +170,8 @@ class ScriptedExpert:
                       for dim, sign in ((1, -1), (1, 1), (0, -1), (0, 1))]
         if bowl not in self._rim_side:  # choose once: the arm itself must not sway the choice later
             self._rim_side[bowl] = min(range(4), key=lambda i: (
-                self.obstacles_above(candidates[i], bowl, axes[i]), i >= 2, -self.clearance(candidates[i], exclude=bowl)))
+                self.obstacles_above(candidates[i], bowl, axes[i]), self.palm_obstacles(candidates[i], bowl, axes[i]),
+                i >= 2, -self.clearance(candidates[i], exclude=bowl)))
         i = self._rim_side[bowl]
         return candidates[i].copy(), axes[i]
 
@@ -198,6 +199,12 @@ class ScriptedExpert:
                 if body not in own and not name.startswith(("robot0_", "gripper0_", "mount0_")):
                     hits += 1
         return hits
+
+    def palm_obstacles(self, point: np.ndarray, obj: str, axis: np.ndarray) -> int:
+        """`obstacles_above` for the hand's palm when the fingertips are at `point`: wider than the
+        fingers (+-10 cm along them, +-3 cm across) and from 3 cm up. A cabinet's top beside a bowl
+        passes the fingers but stops the palm (libero_spatial_object task 6)."""
+        return self.obstacles_above(point, obj, axis, across=0.10, along=0.03, lift=0.03)
 
     def pick_and_place(self, obj: str, target: str) -> list[Waypoint]:
         """Grasp `obj` from above, lift, carry over `target`, lower until the object's bottom clears

@@ -57,6 +57,11 @@ class Cell:
     def rate(self) -> float | None:
         return self.successes / self.episodes if self.episodes else None
 
+    def add(self, other: "Cell") -> None:
+        self.successes += other.successes
+        self.failures += other.failures
+        self.errors += other.errors
+
 
 @dataclass
 class RobustnessRow:
@@ -89,6 +94,19 @@ def build(base: str, columns: Sequence[Column], results: Iterable[EpisodeResult]
           skipped: dict[str, str] | None = None) -> RobustnessTable:
     """Results of any suites -> the table of `base` over `columns` (results of other suites ignored).
     Rows are the base suite's tasks that have a result in some column, in index order."""
+
+    def one(result: EpisodeResult) -> Cell:
+        cell = Cell()
+        success_table.count_outcome(cell, result)
+        return cell
+
+    return build_from_counts(base, columns, ((r.suite, r.task, one(r)) for r in results), skipped)
+
+
+def build_from_counts(base: str, columns: Sequence[Column], counts: Iterable[tuple[str, int, Cell]],
+                      skipped: dict[str, str] | None = None) -> RobustnessTable:
+    """`build` from (suite, task, counts) triples: for runs that keep counts per task, not episodes
+    (make_demos' scripted expert)."""
     if not columns or columns[0].label != ORIGINAL or columns[0].suite != base:
         raise ConfigError(f"robustness_table.build: the first column must be ({base!r}, {ORIGINAL!r}), got "
                           f"{[(c.suite, c.label) for c in columns][:1]}")
@@ -96,13 +114,13 @@ def build(base: str, columns: Sequence[Column], results: Iterable[EpisodeResult]
     names = {t.index: t.name for t in suite_tasks(base)}
     rows: dict[int, RobustnessRow] = {}
     total = RobustnessRow("all", f"{base}, all tasks")
-    for r in results:
-        label = by_suite.get(r.suite)
+    for suite, task, cell in counts:
+        label = by_suite.get(suite)
         if label is None:
             continue
-        row = rows.setdefault(r.task, RobustnessRow(r.task, names[r.task]))
-        for cell in (row.cells.setdefault(label, Cell()), total.cells.setdefault(label, Cell())):
-            success_table.count_outcome(cell, r)
+        row = rows.setdefault(task, RobustnessRow(task, names[task]))
+        for target in (row.cells.setdefault(label, Cell()), total.cells.setdefault(label, Cell())):
+            target.add(cell)
     return RobustnessTable(base, list(columns), [rows[k] for k in sorted(rows)] + [total], dict(skipped or {}))
 
 
@@ -124,6 +142,9 @@ class Layout:
 
     def table(self, results: Iterable[EpisodeResult]) -> RobustnessTable:
         return build(self.base, self.columns, results, dict(self.skipped))
+
+    def table_from_counts(self, counts: Iterable[tuple[str, int, Cell]]) -> RobustnessTable:
+        return build_from_counts(self.base, self.columns, counts, dict(self.skipped))
 
 
 def robustness_layout(base: str) -> Layout:
@@ -198,8 +219,8 @@ def to_csv(tables: Sequence[RobustnessTable]) -> str:
 
 def to_dict(table: RobustnessTable) -> dict:
     return {"base": table.base, "columns": {c.label: c.suite for c in table.columns}, "skipped": table.skipped,
-            "rows": [{"task": row.task, "name": row.name,
-                      **{c.label: {"episodes": row.cells.get(c.label, Cell()).episodes,
+            "rows": [{"task": row.task, "name": row.name,  # cells apart: a column is labelled "task" too
+                      "cells": {c.label: {"episodes": row.cells.get(c.label, Cell()).episodes,
                                    "successes": row.cells.get(c.label, Cell()).successes,
                                    "errors": row.cells.get(c.label, Cell()).errors,
                                    "success_rate": row.rate(c.label),

@@ -6,7 +6,7 @@ import pytest
 from worldvla_dist.data.demo_generation import (action_quantizer, generate_task_demos, regenerate_demo_file,
                                                 replays_to_success)
 from worldvla_dist.data.libero_hdf5 import DemoFile, LiberoDataError, noop_mask, write_demo_file
-from worldvla_dist.data.scripted_expert import run_expert
+from worldvla_dist.data.scripted_expert import ScriptedExpert, run_expert
 from worldvla_dist.envs.libero_env import LiberoEnv, LiberoEnvConfig
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -20,6 +20,23 @@ def test_expert_solves_a_spatial_task_without_rendering():
         r = results[0]
         assert r.actions.shape[1] == 7 and len(r.states) == len(r.actions)
         assert (np.abs(r.actions) <= 1.0).all()
+
+
+@pytest.mark.parametrize("suite, task, trial", [("libero_spatial", 6, 2), ("libero_spatial_object", 6, 0)])
+def test_the_bowl_is_taken_from_a_side_where_the_palm_clears_the_cabinet(suite, task, trial):
+    """The bowl next to the cookie box stands beside the wooden cabinet: the fingers clear it from
+    every side, but from the cabinet's side the palm lands on the cabinet's top, 20 cm above the rim,
+    and the fingers never reach the bowl (both episodes failed so before the palm was checked)."""
+    from worldvla_dist.data.demo_generation import action_quantizer
+
+    with LiberoEnv(LiberoEnvConfig(suite, task)) as env:
+        env.reset(trial, cameras=())
+        expert = ScriptedExpert(env)
+        (bowl,) = [p[1] for p in expert.predicates if "bowl" in p[1]]
+        point, axis = expert.rim_grasp(bowl)
+        assert expert.palm_obstacles(point, bowl, axis) == 0
+        rollout = run_expert(env, trial, action_quantizer())
+    assert rollout.success, len(rollout.actions)
 
 
 def test_a_task_beyond_the_experts_skills_is_a_failure_with_a_reason_not_a_crash():

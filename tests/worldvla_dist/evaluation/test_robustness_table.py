@@ -54,8 +54,9 @@ def test_rows_of_tasks_columns_of_perturbations_and_the_drop():
     lan0 = next(l for l in lines if l["task"] == "0" and l["column"] == "language")
     assert (lan0["suite"], lan0["success_rate"], lan0["drop_from_original"]) == ("libero_object_lan", "0.2500", "0.7500")
     doc = json.loads(rt.to_json([table]))[0]
-    assert doc["columns"]["swap"] == "libero_object_swap" and doc["rows"][1]["swap"]["success_rate"] is None
-    assert doc["rows"][2]["language"]["drop_from_original"] == pytest.approx(0.375)
+    assert doc["columns"]["swap"] == "libero_object_swap" and doc["rows"][1]["cells"]["swap"]["success_rate"] is None
+    assert doc["rows"][2]["cells"]["language"]["drop_from_original"] == pytest.approx(0.375)
+    assert [r["task"] for r in doc["rows"]] == [0, 1, "all"]  # not hidden by the "task" column
 
 
 def test_the_first_column_must_be_the_original():
@@ -95,3 +96,13 @@ def test_write_puts_the_three_files_beside_the_success_tables(tmp_path):
     files = rt.write(tmp_path, "robustness", [table])
     assert sorted(p.name for p in files.values()) == ["robustness.csv", "robustness.json", "robustness.md"]
     assert "| 0 | pick_up_the_alphabet_soup" in files["markdown"].read_text()
+
+
+def test_counts_per_task_build_the_same_table_as_episodes():
+    """make_demos keeps the expert's success per task, not per episode: the same table from counts."""
+    results = outcomes("libero_object", 0, 3, 1) + outcomes("libero_object_swap", 0, 1, 2, errors=1)
+    columns = rt.robustness_columns("libero_object", ["libero_object_swap"])
+    counts = [("libero_object", 0, rt.Cell(3, 1)), ("libero_object_swap", 0, rt.Cell(1, 2, 1)),
+              ("libero_goal", 0, rt.Cell(5, 0))]  # another suite: ignored
+    assert rt.to_dict(rt.build_from_counts("libero_object", columns, counts)) == rt.to_dict(
+        rt.build("libero_object", columns, results))
