@@ -5,6 +5,7 @@ servers' measured supply (worldvla_dist/evaluation/capacity.py), and replaces an
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import asdict, dataclass
 
 import ray
@@ -36,7 +37,7 @@ class FleetConfig:
     episodes_per_worker: int = 10  # queue depth that justifies one more SimWorker
     max_servers: int = 1  # > 1: add a PolicyServer (same request stream, own consumer) when supply binds
     weight_version: int = 0  # the version of `checkpoint`
-    follow_run_id: str | None = None  # PolicyServers take the newer weights this training run publishes
+    follow_run_id: str | None = None  # PolicyServers take the version this training run serves (a round's)
 
 
 def default_num_workers(policy_cpus: float) -> int:
@@ -91,6 +92,16 @@ class EvalFleet:
             except (RayActorError, ray.exceptions.RayTaskError, ray.exceptions.GetTimeoutError):
                 pass
         return out
+
+    def wait_for_version(self, version: int, timeout_s: float = 300.0, poll_s: float = 0.5) -> bool:
+        """True once every live PolicyServer serves `version` (a round's episodes are queued only then)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            stats = self.policy_stats()
+            if stats and all(s["weight_version"] == version for s in stats):
+                return True
+            time.sleep(poll_s)
+        return False
 
     def measured_supply(self, stats: list[dict] | None = None) -> SupplyCurve | None:
         """One server's supply curve: at each batch size, the mean over the servers that measured it."""

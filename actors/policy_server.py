@@ -22,7 +22,7 @@ class PolicyServer:
     def __init__(self, redis_url: str, checkpoint: str, service: dict | None = None, tokenizer_dir: str | None = None,
                  preset: str | None = None, history: int = 2, torch_threads: int | None = None,
                  weight_version: int = 0, follow_run_id: str | None = None):
-        """`follow_run_id`: take each newer version the run's learner publishes (WeightFollower)."""
+        """`follow_run_id`: serve the version that run's evaluation round serves (WeightRegistry.serve)."""
         if torch_threads:
             torch.set_num_threads(torch_threads)
         model, tokens = load_for_inference(checkpoint, tokenizer_dir, preset)
@@ -31,7 +31,8 @@ class PolicyServer:
         self._stop = threading.Event()
         self.follower = None
         if follow_run_id:
-            self.follower = WeightFollower(redis_url, follow_run_id, self.service.set_weights, weight_version).start()
+            self.follower = WeightFollower(redis_url, follow_run_id, self.service.set_weights, weight_version,
+                                           served=True).start()
 
     def pid(self) -> int:
         return os.getpid()

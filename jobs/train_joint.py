@@ -6,9 +6,10 @@ it publishes (SimWorkers + PolicyServer over Redis).
 
 The learner checkpoints every `save_every` steps and publishes weights every `publish_every` steps
 (exported to <run dir>/exports/v<step>/, version recorded in Redis). A PolicyServer starts on the
-first export and follows newer versions; an evaluation round (trials per task on the configured
-suites) starts on each `every_versions`-th version when the previous round is done, and the last
-version always gets one. Re-running with the same --run-dir resumes: the learner from its last
+first export; an evaluation round (trials per task on the configured suites) starts on each
+`every_versions`-th version when the previous round is done, and the last version always gets one.
+A round first puts the PolicyServers on its version (the registry serves it) and only then queues its
+episodes, so every episode of round v<step> runs on those weights while the learner goes on. Re-running with the same --run-dir resumes: the learner from its last
 checkpoint, finished rounds from Redis' append-only file in the run folder.
 
 Outputs in the run folder: summary.json, rounds.md (success per task per round), loss.png,
@@ -25,6 +26,7 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 import ray
 from tqdm import tqdm
@@ -38,6 +40,7 @@ from worldvla_dist.evaluation import success_table
 from worldvla_dist.evaluation.episode_worker import EpisodeWorkerConfig
 from worldvla_dist.evaluation.eval_run import EvalRun, plan_episodes
 from worldvla_dist.metrics.training_plots import plot_losses, plot_success_rounds
+from worldvla_dist.model.checkpoint import load_checkpoint
 from worldvla_dist.runtime.metrics_stream import MetricsStream
 from worldvla_dist.serving.policy_service import PolicyServiceConfig
 from worldvla_dist.training.joint_config import JointJobConfig
@@ -56,6 +59,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def serve_round_version(registry, fleet: EvalFleet, version: int, export: Path, timeout_s: float = 600.0) -> None:
+    """Makes the registry serve `version` and waits until the PolicyServers do: the round's episodes
+    then run on its weights only, however far the learner gets meanwhile. A version the registry no
+    longer holds (a resumed run's registry, a learner far ahead) is read from its export folder."""
+    if not ray.get(registry.serve.remote(version)):
+        model, _ = load_checkpoint(export)
+        ray.get(registry.serve.remote(version, model.chameleon.state_dict()))
+    if not fleet.wait_for_version(version, timeout_s):
+        log.warning("PolicyServers not on version %d after %.0f s; the round starts anyway (episodes record the "
+                    "versions that answered them)", version, timeout_s)
+
+
 class Rounds:
     """Evaluation rounds, one at a time, each on one published weight version."""
 
@@ -70,12 +85,14 @@ class Rounds:
         index = len(self.seen_versions)
         return last or index % self.config.eval.every_versions == 0
 
-    def offer(self, version: int, final_version: int) -> None:
+    def offer(self, version: int, final_version: int, serve: Callable[[int], None]) -> None:
+        """Starts a round on `version` if one is due; `serve(version)` first puts every PolicyServer on it."""
         if version in self.seen_versions or self.current is not None:
             return
         if not self.want(version, version == final_version):
             self.seen_versions.append(version)
             return
+        serve(version)
         self.seen_versions.append(version)
         e = self.config.eval
         specs = plan_episodes(e.suites, e.tasks, e.trials, weight_version=version, max_steps=e.max_steps, video=e.videos,
@@ -103,6 +120,10 @@ class Rounds:
             self.current = None
             rows = success_table.task_rows(self.finished[version])
             log.info("round v%d done\n%s", version, success_table.terminal(rows))
+            mixed = [r for r in self.finished[version] if r.weight_versions and r.weight_versions != [version]]
+            if mixed:
+                log.warning("round v%d: %d episode(s) answered by other weights too: %s", version, len(mixed),
+                            ", ".join(f"{r.suite}/{r.task}/{r.trial}: {r.weight_versions}" for r in mixed[:5]))
         return f"v{version} {p.done}/{p.total} SR {100 * p.success_rate:.0f}%"
 
     def table(self) -> str:
@@ -188,7 +209,8 @@ def main(argv=None) -> dict:
                     max_workers=res.max_sim_workers, episodes_per_worker=res.episodes_per_sim_worker),
                     rounds.worker, PolicyServiceConfig(queue=f"eval:{run_id}:policy")).start()
             if version is not None:
-                rounds.offer(version, train.steps)
+                rounds.offer(version, train.steps, lambda v: serve_round_version(
+                    registry, fleet, v, run_dir / "exports" / f"v{v:06d}"))
             status = rounds.poll(wandb_run)
             if status:
                 bar.set_description(f"train | eval {status}", refresh=False)

@@ -17,6 +17,7 @@ import ray
 import torch
 
 from actors.learner import launch_learner
+from actors.policy_server import PolicyServer
 from actors.ray_setup import init_ray
 from actors.weight_registry import WeightFollower, registry_name
 from worldvla_dist.config import from_dict, to_dict
@@ -86,7 +87,29 @@ def test_two_data_parallel_workers_train_and_publish_weights(data, tmp_path, clu
     model, _ = load_checkpoint(tmp_path / "exports" / "v000004")
     for name, value in model.chameleon.state_dict().items():
         assert torch.equal(value, got["state"][name]), name
-    ray.kill(ray.get_actor(registry_name("dp")))
+
+    # an evaluation round serves an older version than the newest: a PolicyServer follows the served one
+    server = PolicyServer.remote(cluster.url, str(tmp_path / "exports" / "v000004"), {"queue": "served:test"},
+                                 weight_version=4, follow_run_id="dp")
+    serving = server.serve.remote()
+    registry = ray.get_actor(registry_name("dp"))
+    assert ray.get(registry.serve.remote(2))
+    deadline = time.monotonic() + 60
+    while ray.get(server.health.remote())["weight_version"] != 2:
+        assert time.monotonic() < deadline, "the PolicyServer never took the served version 2"
+        time.sleep(0.2)
+    ray.get(server.stop.remote())
+    ray.get(serving)
+    served = {}
+    follower = WeightFollower(cluster.url, "dp", apply=lambda state, v: served.update(state=state, version=v),
+                              current=4, served=True)
+    assert follower.check() and served["version"] == 2 and not follower.check()
+    model, _ = load_checkpoint(tmp_path / "exports" / "v000002")
+    for name, value in model.chameleon.state_dict().items():
+        assert torch.equal(value, served["state"][name]), name
+    assert not ray.get(registry.serve.remote(1))  # never published, none given: refused
+    ray.kill(server)
+    ray.kill(registry)
 
 
 def test_ray_train_restarts_a_killed_worker_and_training_resumes(data, tmp_path, cluster):

@@ -45,7 +45,7 @@ def test_quick_demo_runs_the_whole_pipeline_and_its_jobs_resume(tmp_path):
     assert "died" not in log  # no actor lost between rounds (clearing the queue once killed blocked SimWorkers)
     assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 4
     episodes = [json.loads(x) for x in (run_dir / "eval" / "v000004" / "episodes.jsonl").read_text().splitlines()]
-    assert len(episodes) == 1 and all(e["weight_version"] == 4 and 4 in e["weight_versions"] for e in episodes)
+    assert len(episodes) == 1 and all(e["weight_version"] == 4 and e["weight_versions"] == [4] for e in episodes)
     assert Path(episodes[0]["video"]).stat().st_size > 0 and Path(episodes[0]["video"]).is_relative_to(run_dir / "videos")
     (offline_run,) = (run_dir / "wandb").glob("offline-run-*")  # losses, round table and the episode's video
     assert list(offline_run.glob("files/media/videos/**/*.mp4"))

@@ -42,6 +42,7 @@ def test_the_model_replays_the_demos_it_was_trained_on(tmp_path):
     episodes = [json.loads(line) for line in
                 (tmp_path / "run" / "eval" / f"v{steps:06d}" / "episodes.jsonl").read_text().splitlines()]
     assert sorted(e["trial"] for e in episodes) == list(range(trials))  # exactly the trained init states
-    assert all(e["weight_version"] == steps and not e.get("error") for e in episodes), episodes
+    assert all(e["weight_version"] == steps and e["weight_versions"] == [steps] and not e.get("error")
+               for e in episodes), episodes
     successes = sum(e["success"] for e in episodes)
     assert successes >= 0.8 * trials, f"{successes}/{trials} of the trained init states replayed: {episodes}"
