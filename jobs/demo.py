@@ -1,7 +1,7 @@
 """`make demo`: the main job on one small machine, end to end, from nothing.
 
     python jobs/demo.py                     # the memorization recipe (~6 minutes on 2 cores)
-    python jobs/demo.py --recipe heldout    # 2 libero_object tasks, 20 demos each, judged on init states 40..49 (~34 min)
+    python jobs/demo.py --recipe heldout    # 2 libero_object tasks, 20 demos each, judged on init states 40..49 (~30 min)
     python jobs/demo.py --quick             # ~4 minutes, numbers meaningless: checks the plumbing
 
 1. starts a local Ray head with its job server, and an embedded redis-server (loopback, password);
@@ -17,8 +17,8 @@ Recipes. memorize (the default; configs/memorize_cpu.yaml): the micro-cpu model 
 short task and replays them closed loop: what a user can see learn in minutes on a CPU, and the
 setting of tests/jobs/test_memorize.py. It is memorization, not generalization: the unseen init
 states beside it say so. heldout (configs/heldout_cpu.yaml): the generalization setting, evaluated on
-init states no demo started from (2026-12-06: 50% of 20 held-out episodes after 3,000 steps, 34 min
-from nothing; with 10 demos per task 25-30%; docs/benchmarks.md).
+init states no demo started from (2026-12-06: 50% of 20 held-out episodes after 3,000 steps, 28 min
+from nothing from a clean clone; with 10 demos per task 25%; docs/benchmarks.md).
 
 Steps 2-4 are each a `ray job submit` to the head, as a user would run them on a cluster. Their
 output is kept to our own lines (Ray's submission text, robosuite's macro warnings and DeepSpeed's
