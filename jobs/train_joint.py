@@ -9,8 +9,9 @@ The learner checkpoints every `save_every` steps and publishes weights every `pu
 first export; an evaluation round (trials per task on the configured suites) starts on each
 `every_versions`-th version when the previous round is done, and the last version always gets one.
 A round first puts the PolicyServers on its version (the registry serves it) and only then queues its
-episodes, so every episode of round v<step> runs on those weights while the learner goes on. Re-running with the same --run-dir resumes: the learner from its last
-checkpoint, finished rounds from Redis' append-only file in the run folder.
+episodes, so every episode of round v<step> runs on those weights while the learner goes on.
+Re-running with the same --run-dir resumes: the learner from its last checkpoint, finished rounds
+from Redis' append-only file in the run folder.
 
 Outputs in the run folder: summary.json, rounds.md (success per task per round), loss.png,
 success_rounds.png, metrics.jsonl, eval/ tables per round, exports/.
