@@ -90,6 +90,7 @@ class WeightFollower:
         self.redis, self.run_id, self.apply, self.current, self.poll_s = connect(redis_url), run_id, apply, current, poll_s
         self.served = served
         self.key = served_version_key(run_id) if served else version_key(run_id)
+        self._missing: int | None = None  # a served version the registry did not hold, already reported
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="weight-follower")
 
@@ -99,13 +100,16 @@ class WeightFollower:
 
     def check(self) -> bool:
         raw = self.redis.get(self.key)
-        if raw is None or int(raw) == self.current or (not self.served and int(raw) < self.current):
+        wanted = None if raw is None else int(raw)
+        if wanted is None or wanted == self.current or (not self.served and wanted < self.current):
             return False
         registry = ray.get_actor(registry_name(self.run_id))
         if self.served:
-            version, refs = int(raw), ray.get(registry.get.remote(int(raw)))
-            if refs is None:
-                log.warning("weight follower: served version %d is no longer held by the registry", version)
+            version, refs = wanted, ray.get(registry.get.remote(wanted))
+            if refs is None:  # e.g. a resumed run's served key, from before its registry: said once, not every poll
+                if self._missing != version:
+                    log.warning("weight follower: served version %d is not held by the registry", version)
+                self._missing = version
                 return False
         else:
             version, refs = ray.get(registry.latest.remote())
