@@ -180,3 +180,40 @@ def pending_of(run, consumer: str) -> list[str]:
     rows = run.redis.xpending_range(run.queue.config.name, run.queue.config.group, min="-", max="+", count=100,
                                     consumername=consumer)
     return [r["message_id"].decode() for r in rows]
+
+
+def test_where_supply_binds_a_second_policy_server_joins_the_request_stream(autoscaling_cluster, redis_server,
+                                                                            tiny_checkpoint):
+    """`--max-policy-servers 2` on the autoscaled cluster: once the first PolicyServer's supply is
+    measured and binds, the fleet starts a second real PolicyServer on the same request stream (its
+    own consumer); it answers some of the SimWorkers' requests, and every request and every trial is
+    answered exactly once. The servers' supply is measured here; the SimWorkers' demand is set to
+    twice one server's batch-1 supply (GPU-speed simulators against a CPU policy), since on this
+    machine's shared cores the two are too close to bind every time."""
+    specs = plan_episodes(["libero_object"], [3], trials=10, max_steps=40)
+    run, fleet = start_eval(redis_server, tiny_checkpoint, specs, num_workers=1, max_workers=2,
+                            episodes_per_worker=1, max_servers=2)
+    assert len(fleet.servers) == 1  # the queue rule alone adds SimWorkers, never a server
+    supply, added_after = [], []
+
+    def poll():
+        fleet.supervise()
+        if len(fleet.servers) == 1 and (curve := fleet.measured_supply()):  # once the first batches are timed
+            supply.append(curve)
+            fleet.scale_to_queue(run.queue.depth(), curve, demand=2 * curve.at(1))
+            added_after.append(run.progress().done)
+
+    try:
+        run.wait(on_poll=poll, timeout_s=300)
+    finally:
+        run.stop_workers()
+        fleet.stop(timeout_s=30)
+    assert_exactly_one_result_per_spec(run)
+    assert run.progress().errors == 0 and fleet.restarts == {"policy": 0, "sim": 0}
+    assert supply and fleet.decision.bound == "supply", fleet.decision
+    assert sorted(fleet.server_stats) == [0, 1]
+    answered = [fleet.server_stats[i]["requests"] for i in (0, 1)]
+    assert answered[1] > 0, f"the second PolicyServer answered nothing: {answered}"
+    assert sum(answered) == sum(r.policy_calls for r in run.results_so_far().values())
+    log.info("second PolicyServer after %d of %d episodes (%s); requests answered per server %s; supply at batch 1 "
+             "%.1f chunks/s", added_after[0], len(specs), fleet.decision.reason, answered, supply[0].at(1))
