@@ -75,7 +75,8 @@ class RobustnessRow:
     def drop(self, label: str) -> float | None:
         """original's rate minus this column's (positive: the perturbation hurts); None without both."""
         original, perturbed = self.rate(ORIGINAL), self.rate(label)
-        return None if original is None or perturbed is None else original - perturbed
+        # rounded: 0.9 - 1.0 is -0.09999999999999998 in floats, and the json is read by people too
+        return None if original is None or perturbed is None else round(original - perturbed, 6)
 
 
 @dataclass

@@ -59,6 +59,14 @@ def test_rows_of_tasks_columns_of_perturbations_and_the_drop():
     assert [r["task"] for r in doc["rows"]] == [0, 1, "all"]  # not hidden by the "task" column
 
 
+def test_the_drop_is_written_as_people_read_it():
+    """9/10 against 10/10 is a drop of -0.1 in the json, not -0.09999999999999998 (float noise)."""
+    table = rt.build("libero_object", rt.robustness_columns("libero_object", ["libero_object_lan"]),
+                     outcomes("libero_object", 0, 9, 1) + outcomes("libero_object_lan", 0, 10, 0))
+    doc = json.loads(rt.to_json([table]))[0]
+    assert doc["rows"][0]["cells"]["language"]["drop_from_original"] == -0.1
+
+
 def test_the_first_column_must_be_the_original():
     with pytest.raises(ConfigError, match="first column must be"):
         rt.build("libero_object", rt.robustness_columns("libero_goal"), [])
