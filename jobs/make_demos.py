@@ -103,10 +103,13 @@ def finished_report(out: Path, task: TaskSpec, record: bool) -> TaskDemoReport |
 def table(reports: list[TaskDemoReport]) -> str:
     """Per task: the expert's success, and how many of its successes were kept as demos (they replay
     to success from the init state with the tokenized actions they record)."""
-    lines = ["| suite | task | expert success | kept: tokenized replay succeeds | name |", "|---|---|---|---|---|"]
+    lines = ["| suite | task | expert success | kept: tokenized replay succeeds | failed init states | name |",
+             "|---|---|---|---|---|---|"]
     for r in sorted(reports, key=lambda r: (r.suite, r.task)):
         rate = f"{r.expert_successes}/{r.trials} ({100 * r.expert_success_rate:.0f}%)"
-        lines.append(f"| {r.suite} | {r.task} | {rate} | {r.kept_demos}/{r.expert_successes} | {r.name} |")
+        missed = r.trials > r.expert_successes
+        failed = ", ".join(map(str, r.failed_trials)) if r.failed_trials or not missed else "not recorded (older run)"
+        lines.append(f"| {r.suite} | {r.task} | {rate} | {r.kept_demos}/{r.expert_successes} | {failed} | {r.name} |")
     return "\n".join(lines)
 
 

@@ -30,7 +30,9 @@ def test_robustness_runs_every_column_and_writes_the_table(tmp_path):
     for label, suite in table["columns"].items():
         cell = row["cells"][label]
         assert cell["episodes"] == 1 and cell["successes"] == reports[suite]["expert_successes"]
+        assert reports[suite]["failed_trials"] == ([] if cell["successes"] else [0])
     md = (tmp_path / "robustness.md").read_text()
     assert "| task | name | original | language | object | swap | task | episodes |" in md
     assert "| 1 | pick_up_the_cream_cheese_and_place_it_in_the_basket | 100.0 |" in md and "| 1/1/1/1/1 |" in md
+    assert "| failed init states |" in (tmp_path / "expert_success.md").read_text()
     assert (tmp_path / "robustness.csv").exists() and "under perturbation" in out.stderr

@@ -8,7 +8,7 @@ records is exactly what the model can output: its demos replay to success once t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -45,6 +45,9 @@ class TaskDemoReport:
     kept_demos: int
     path: str
     no_skill: str = ""  # the expert's reason when it has no skill for a goal predicate (e.g. the microwave)
+    # init states the expert did not solve (for a regenerated file: demos whose replay failed), so a
+    # miss can be traced without running the whole task again
+    failed_trials: list[int] = field(default_factory=list)
 
     @property
     def expert_success_rate(self) -> float:
@@ -119,14 +122,15 @@ def generate_task_demos(suite: str, task: int, out_dir: str | Path, trials: int 
     measures the expert's success (no replay, no file): the success table costs a third as much."""
     quantize = action_quantizer()
     with LiberoEnv(LiberoEnvConfig(suite, task, image_size_px=image_size_px, max_steps=max_steps)) as env:
-        demos, solved, no_skill = [], 0, ""
+        demos, failed, no_skill = [], [], ""
         if not 0 <= first_trial < env.num_trials:
             raise ValueError(f"{suite} task {task}: first_trial {first_trial} is not one of its "
                              f"{env.num_trials} init states")
         chosen = range(first_trial, min(first_trial + trials, env.num_trials))
         for trial in chosen:
             rollout = run_expert(env, trial, quantize)
-            solved += rollout.success
+            if not rollout.success:
+                failed.append(trial)
             no_skill = no_skill or rollout.error
             if rollout.success and record:
                 demo = replay(env, rollout.actions, env.init_states[trial], source_index=trial)
@@ -137,8 +141,8 @@ def generate_task_demos(suite: str, task: int, out_dir: str | Path, trials: int 
         path = ""
         if record and demos:
             path = str(write_demo_file(demo_path(out_dir, env.task), file_info(env), demos))
-        return TaskDemoReport(suite, env.task.index, env.task.name, len(chosen), solved, len(demos),
-                              path, no_skill)
+        return TaskDemoReport(suite, env.task.index, env.task.name, len(chosen), len(chosen) - len(failed), len(demos),
+                              path, no_skill, failed)
 
 
 def task_of_demo_file(source: DemoFile, suite: str | None = None, task: int | str | None = None) -> TaskSpec:
@@ -169,16 +173,20 @@ def regenerate_demo_file(source: str | Path, suite: str | None = None, task: int
     with DemoFile(source) as original:
         spec = task_of_demo_file(original, suite, task)
         with LiberoEnv(LiberoEnvConfig(spec.suite, spec.index, image_size_px=image_size_px, max_steps=None)) as env:
-            demos = []
+            demos, failed = [], []
             for name in original.names:
                 demo = original[name]
                 if demo.states.shape[1] != env.state_size:
                     raise LiberoDataError(f"{original.path}: {name} has states of size {demo.states.shape[1]}, but "
                                           f"{spec.key} ({spec.name}) has {env.state_size}: a file of another scene")
-                replayed = replay(env, demo.actions, demo.states[0], source_index=int(name.split("_")[-1]))
+                index = int(name.split("_")[-1])
+                replayed = replay(env, demo.actions, demo.states[0], source_index=index)
                 if replayed is not None:
                     demos.append(replayed)
+                else:
+                    failed.append(index)
                 if on_demo:
                     on_demo(name, replayed is not None)
             path = str(write_demo_file(demo_path(out_dir, spec), file_info(env), demos)) if demos else ""
-            return TaskDemoReport(spec.suite, spec.index, spec.name, len(original), len(demos), len(demos), path)
+            return TaskDemoReport(spec.suite, spec.index, spec.name, len(original), len(demos), len(demos), path,
+                                  failed_trials=failed)

@@ -49,7 +49,13 @@ def test_success_only_run_renders_and_writes_nothing(tmp_path):
     # from init state 48 (held-out demos start past the training ones): 48 and 49 are all the suite has
     report = generate_task_demos("libero_spatial", 0, tmp_path, trials=5, record=False, first_trial=48)
     assert report.trials == 2 and report.expert_successes == 2 and report.kept_demos == 0
-    assert report.path == "" and not any(tmp_path.iterdir())
+    assert report.path == "" and not any(tmp_path.iterdir()) and report.failed_trials == []
+
+
+def test_the_report_names_the_init_states_the_expert_missed(tmp_path):
+    """So a miss in a 50-init-state table is traced from its json, not by running the task again."""
+    report = generate_task_demos("libero_10", 9, tmp_path, trials=2, record=False, first_trial=3)  # the microwave
+    assert (report.expert_successes, report.failed_trials) == (0, [3, 4]) and "no skill" in report.no_skill
 
 
 @pytest.fixture(scope="module")
