@@ -4,7 +4,8 @@ generated here instead of downloaded.
 
 Skills, one per goal predicate: pick-and-place (`on`, `in`; bowls by the rim, flat plates pushed),
 drawers (`open`, `close`, by the handle with the hand turned sideways), knobs (`turnon`). The hand
-points down and turns about z only, except where a skill turns it sideways. The file is long (~500
+points down and turns about z only, except where a skill turns it sideways. An object that has left
+the hand by the end of the lift or the carry is picked up again (a bowl from another rim side). The file is long (~500
 lines) because the skills share the scene queries and the waypoint controller; scene geometry lives in
 `scene_geometry.py`.
 """
@@ -27,6 +28,8 @@ HOVER = 0.10  # metres above an object's top before descending onto it
 STALL_STEPS = 10  # a waypoint whose error stops shrinking for this many steps is taken as reached
 TILTED = 0.996  # cos(5 deg): an approach axis further than this from straight down is straightened
 RELEASE_GAP = 0.03  # metres between a held object's bottom and the surface when it is let go
+REGRASPS = 2  # times an object that left the hand (a lift that lost it, a drop on the way) is picked again
+HELD_MARGIN = 0.02  # metres: the fingertips within this of the object's box means it is in the hand
 
 
 @dataclass
@@ -45,6 +48,8 @@ class Waypoint:
     max_steps: int = 80
     finger_axis: Callable[[], np.ndarray] | None = None  # world xy direction the fingers open along
     orientation: Callable[[], np.ndarray] | None = None  # full 3x3 target of the end effector's frame
+    carries: tuple[str, str] | None = None  # (object, target): ends with the object in the hand, or is regrasped
+    skill: int = 0  # which goal predicate's skill the waypoint belongs to (plan() numbers them)
 
 
 @dataclass
@@ -69,6 +74,8 @@ class ScriptedExpert:
         self.predicates = [tuple(p) for p in self.robosuite.parsed_problem["goal_state"]]
         self._rim_side: dict[str, int] = {}
         self._grasp_shift: dict[str, float] = {}
+        self._failed_sides: dict[str, set[int]] = {}  # rim sides whose grasp lost the bowl
+        self.regrasps: dict[str, int] = {}
 
     # ---- scene queries ----
     @property
@@ -103,7 +110,8 @@ class ScriptedExpert:
         waypoints: list[Waypoint] = []
         # placing into a drawer comes before closing it; switching a stove on comes last
         order = {"open": 0, "on": 1, "in": 1, "close": 2, "turnon": 3, "turnoff": 3}
-        for predicate in sorted(self.predicates, key=lambda p: order.get(p[0].lower(), 1)):
+        for skill, predicate in enumerate(sorted(self.predicates, key=lambda p: order.get(p[0].lower(), 1))):
+            start = len(waypoints)
             kind = predicate[0].lower()
             if kind in ("on", "in"):
                 obj, target = predicate[1], predicate[2]
@@ -123,6 +131,8 @@ class ScriptedExpert:
                 waypoints += self.turn_knob(predicate[1], -1)
             else:
                 raise NotImplementedError(f"ScriptedExpert: no skill for predicate {predicate}")
+            for w in waypoints[start:]:
+                w.skill = skill
         return waypoints
 
     def grasp_point(self, obj: str) -> np.ndarray:
@@ -169,9 +179,10 @@ class ScriptedExpert:
         candidates = [rim[np.argmax(sign * outward[:, dim])] - [0, 0, 0.02]
                       for dim, sign in ((1, -1), (1, 1), (0, -1), (0, 1))]
         if bowl not in self._rim_side:  # choose once: the arm itself must not sway the choice later
+            failed = self._failed_sides.get(bowl, set())
             self._rim_side[bowl] = min(range(4), key=lambda i: (
-                self.obstacles_above(candidates[i], bowl, axes[i]), self.palm_obstacles(candidates[i], bowl, axes[i]),
-                i >= 2, -self.clearance(candidates[i], exclude=bowl)))
+                i in failed, self.obstacles_above(candidates[i], bowl, axes[i]),
+                self.palm_obstacles(candidates[i], bowl, axes[i]), i >= 2, -self.clearance(candidates[i], exclude=bowl)))
         i = self._rim_side[bowl]
         return candidates[i].copy(), axes[i]
 
@@ -244,8 +255,8 @@ class ScriptedExpert:
             Waypoint(hover, OPEN, tol=0.015, track=True, finger_axis=axis),
             Waypoint(lambda: self.grasp_point(obj), OPEN, tol=0.008, track=True, until_blocked=True, finger_axis=axis),
             Waypoint(here, CLOSE, hold=12),
-            Waypoint(lift, CLOSE, tol=0.02),
-            Waypoint(over_target, CLOSE, tol=0.015),
+            Waypoint(lift, CLOSE, tol=0.02, carries=(obj, target)),
+            Waypoint(over_target, CLOSE, tol=0.015, carries=(obj, target)),
             Waypoint(place, CLOSE, tol=0.012, until_blocked=True),
             Waypoint(here, OPEN, hold=8),
             Waypoint(back_off, OPEN, tol=0.03),
@@ -431,6 +442,22 @@ class ScriptedExpert:
                                       w.finger_axis) for w in push_round] + [
             Waypoint(lambda: self.eef() + [0, 0, 0.08], CLOSE, tol=0.02)]
 
+    def holds(self, obj: str) -> bool:
+        """The fingertips are within HELD_MARGIN of the object's box: it is in the hand (a dropped
+        object lies tens of centimetres below)."""
+        box, eef = self.box(obj), self.eef()
+        return bool(np.all(eef >= box.lo - HELD_MARGIN) and np.all(eef <= box.hi + HELD_MARGIN))
+
+    def regrasp(self, obj: str, target: str) -> list[Waypoint]:
+        """Open, rise, and pick `obj` up again from where it now lies, a bowl from another rim side
+        than the one that lost it: only ever planned once an object has left the hand, so an episode
+        the first grasp solves runs exactly as it would without it."""
+        self.regrasps[obj] = self.regrasps.get(obj, 0) + 1
+        if obj in self._rim_side:
+            self._failed_sides.setdefault(obj, set()).add(self._rim_side.pop(obj))
+        self._grasp_shift.pop(obj, None)
+        return [Waypoint(lambda: self.eef() + [0, 0, 0.05], OPEN, tol=0.02, hold=8)] + self.pick_and_place(obj, target)
+
     # ---- control ----
     @property
     def finished(self) -> bool:
@@ -456,6 +483,14 @@ class ScriptedExpert:
         stuck = wp.until_blocked and self.state.stalled >= STALL_STEPS
         if reached or stuck or self.state.steps_here >= wp.max_steps:
             self.state.index += 1
+            if wp.carries and not self.holds(wp.carries[0]) and self.regrasps.get(wp.carries[0], 0) < REGRASPS:
+                # the object left the hand: the rest of this pick-and-place is planned again from where it lies
+                rest = self.state.plan[self.state.index:]
+                skill_end = next((i for i, w in enumerate(rest) if w.skill != wp.skill), len(rest))
+                again = self.regrasp(*wp.carries)
+                for w in again:
+                    w.skill = wp.skill
+                self.state.plan[self.state.index:] = again + rest[skill_end:]
             self.state.steps_here = self.state.stalled = 0
             self.state.best_error = np.inf
             self.state.goal = None
@@ -514,6 +549,7 @@ class ExpertRollout:
     states: np.ndarray
     success: bool
     error: str = ""
+    regrasps: int = 0  # times an object that left the hand was picked up again
 
 
 SETTLE_STEPS = 15  # after the plan ends, let a released object come to rest before judging
@@ -537,4 +573,4 @@ def run_expert(env: LiberoEnv, trial: int,
             settle -= expert.finished
     except NotImplementedError as e:
         return ExpertRollout(np.zeros((0, 7)), np.zeros((0, 0)), False, str(e))
-    return ExpertRollout(np.asarray(actions), np.asarray(states), env.done)
+    return ExpertRollout(np.asarray(actions), np.asarray(states), env.done, regrasps=sum(expert.regrasps.values()))
