@@ -5,9 +5,9 @@ generated here instead of downloaded.
 Skills, one per goal predicate: pick-and-place (`on`, `in`; bowls by the rim, flat plates pushed),
 drawers (`open`, `close`, by the handle with the hand turned sideways), knobs (`turnon`). The hand
 points down and turns about z only, except where a skill turns it sideways. An object that has left
-the hand by the end of the lift or the carry is picked up again (a bowl from another rim side). The file is long (~500
-lines) because the skills share the scene queries and the waypoint controller; scene geometry lives in
-`scene_geometry.py`.
+the hand by the end of the lift or the carry is picked up again (a bowl from another rim side). The
+file is long (~570 lines) because the skills share the scene queries and the waypoint controller;
+scene geometry lives in `scene_geometry.py`.
 """
 
 from __future__ import annotations
