@@ -102,14 +102,16 @@ def finished_report(out: Path, task: TaskSpec, record: bool) -> TaskDemoReport |
 
 def table(reports: list[TaskDemoReport]) -> str:
     """Per task: the expert's success, and how many of its successes were kept as demos (they replay
-    to success from the init state with the tokenized actions they record)."""
-    lines = ["| suite | task | expert success | kept: tokenized replay succeeds | failed init states | name |",
-             "|---|---|---|---|---|---|"]
+    to success from the init state with the tokenized actions they record), the init states it
+    missed, and in how many an object left the hand and was picked up again."""
+    lines = ["| suite | task | expert success | kept: tokenized replay succeeds | failed init states | regrasped | name |",
+             "|---|---|---|---|---|---|---|"]
     for r in sorted(reports, key=lambda r: (r.suite, r.task)):
         rate = f"{r.expert_successes}/{r.trials} ({100 * r.expert_success_rate:.0f}%)"
         missed = r.trials > r.expert_successes
         failed = ", ".join(map(str, r.failed_trials)) if r.failed_trials or not missed else "not recorded (older run)"
-        lines.append(f"| {r.suite} | {r.task} | {rate} | {r.kept_demos}/{r.expert_successes} | {failed} | {r.name} |")
+        lines.append(f"| {r.suite} | {r.task} | {rate} | {r.kept_demos}/{r.expert_successes} | {failed} | "
+                     f"{len(r.regrasp_trials)} | {r.name} |")
     return "\n".join(lines)
 
 

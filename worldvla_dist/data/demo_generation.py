@@ -48,6 +48,7 @@ class TaskDemoReport:
     # init states the expert did not solve (for a regenerated file: demos whose replay failed), so a
     # miss can be traced without running the whole task again
     failed_trials: list[int] = field(default_factory=list)
+    regrasp_trials: list[int] = field(default_factory=list)  # init states where an object left the hand and was picked again
 
     @property
     def expert_success_rate(self) -> float:
@@ -122,7 +123,7 @@ def generate_task_demos(suite: str, task: int, out_dir: str | Path, trials: int 
     measures the expert's success (no replay, no file): the success table costs a third as much."""
     quantize = action_quantizer()
     with LiberoEnv(LiberoEnvConfig(suite, task, image_size_px=image_size_px, max_steps=max_steps)) as env:
-        demos, failed, no_skill = [], [], ""
+        demos, failed, regrasped, no_skill = [], [], [], ""
         if not 0 <= first_trial < env.num_trials:
             raise ValueError(f"{suite} task {task}: first_trial {first_trial} is not one of its "
                              f"{env.num_trials} init states")
@@ -131,6 +132,8 @@ def generate_task_demos(suite: str, task: int, out_dir: str | Path, trials: int 
             rollout = run_expert(env, trial, quantize)
             if not rollout.success:
                 failed.append(trial)
+            if rollout.regrasps:
+                regrasped.append(trial)
             no_skill = no_skill or rollout.error
             if rollout.success and record:
                 demo = replay(env, rollout.actions, env.init_states[trial], source_index=trial)
@@ -142,7 +145,7 @@ def generate_task_demos(suite: str, task: int, out_dir: str | Path, trials: int 
         if record and demos:
             path = str(write_demo_file(demo_path(out_dir, env.task), file_info(env), demos))
         return TaskDemoReport(suite, env.task.index, env.task.name, len(chosen), len(chosen) - len(failed), len(demos),
-                              path, no_skill, failed)
+                              path, no_skill, failed, regrasped)
 
 
 def task_of_demo_file(source: DemoFile, suite: str | None = None, task: int | str | None = None) -> TaskSpec:

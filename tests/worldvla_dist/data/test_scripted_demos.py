@@ -39,7 +39,7 @@ def test_the_bowl_is_taken_from_a_side_where_the_palm_clears_the_cabinet(suite, 
     assert rollout.success, len(rollout.actions)
 
 
-def test_a_bowl_the_lift_lost_is_picked_up_again_from_another_side():
+def test_a_bowl_the_lift_lost_is_picked_up_again_from_another_side(tmp_path):
     """libero_spatial task 4, the bowl in the open top drawer: from init state 16 the fingers close
     on the rim at the arm's full reach and the bowl slips out on the lift (8 of 50 init states failed
     so); the expert sees the hand empty and takes the bowl again from another rim side. Init state 0,
@@ -51,6 +51,8 @@ def test_a_bowl_the_lift_lost_is_picked_up_again_from_another_side():
         held = run_expert(env, 0, action_quantizer())
     assert lost.success and lost.regrasps == 1, (lost.success, lost.regrasps)
     assert held.success and held.regrasps == 0
+    report = generate_task_demos("libero_spatial", 4, tmp_path, trials=1, first_trial=16, record=False)
+    assert (report.expert_successes, report.failed_trials, report.regrasp_trials) == (1, [], [16])
 
 
 def test_a_task_beyond_the_experts_skills_is_a_failure_with_a_reason_not_a_crash():
@@ -63,7 +65,7 @@ def test_success_only_run_renders_and_writes_nothing(tmp_path):
     # from init state 48 (held-out demos start past the training ones): 48 and 49 are all the suite has
     report = generate_task_demos("libero_spatial", 0, tmp_path, trials=5, record=False, first_trial=48)
     assert report.trials == 2 and report.expert_successes == 2 and report.kept_demos == 0
-    assert report.path == "" and not any(tmp_path.iterdir()) and report.failed_trials == []
+    assert report.path == "" and not any(tmp_path.iterdir()) and report.failed_trials == report.regrasp_trials == []
 
 
 def test_the_report_names_the_init_states_the_expert_missed(tmp_path):
