@@ -30,6 +30,7 @@ TILTED = 0.996  # cos(5 deg): an approach axis further than this from straight d
 RELEASE_GAP = 0.03  # metres between a held object's bottom and the surface when it is let go
 REGRASPS = 2  # times an object that left the hand (a lift that lost it, a drop on the way) is picked again
 HELD_MARGIN = 0.02  # metres: the fingertips within this of the object's box means it is in the hand
+TURNED = 0.1  # radians: a waypoint with an orientation is reached only once the hand is turned this close
 
 
 @dataclass
@@ -474,6 +475,10 @@ class ScriptedExpert:
         error = self.state.goal - self.eef()
         self.state.steps_here += 1
         reached = (self.state.steps_here >= wp.hold) if wp.hold else (np.abs(error).max() < wp.tol)
+        if wp.orientation is not None and not wp.hold:
+            # executed actions are clipped to the tokenizer's +-0.375 rotation bound: turning the hand
+            # sideways takes longer than moving it, and a drawer's handle must not be met half turned
+            reached = reached and np.linalg.norm(self.rotation_error(wp.orientation())) < TURNED
         # blocked (a held object resting on its target, a finger on a rim): no progress for a while
         distance = float(np.abs(error).max())
         if distance < self.state.best_error - 1e-3:

@@ -55,6 +55,18 @@ def test_a_bowl_the_lift_lost_is_picked_up_again_from_another_side(tmp_path):
     assert (report.expert_successes, report.failed_trials, report.regrasp_trials) == (1, [], [16])
 
 
+def test_the_drawer_is_opened_with_the_tokenizers_clipped_rotations():
+    """libero_goal task 0, "open the middle drawer": executed actions are the tokenizer's bin centres,
+    rotations clipped to +-0.375, so the hand turns sideways ~3x slower than the expert asks; it
+    met the handle half turned and failed all 50 init states until a waypoint with an orientation
+    waited for the turn (unquantized, it had solved them)."""
+    from worldvla_dist.data.demo_generation import action_quantizer
+
+    with LiberoEnv(LiberoEnvConfig("libero_goal", 0)) as env:
+        rollout = run_expert(env, 0, action_quantizer())
+    assert rollout.success, len(rollout.actions)
+
+
 def test_a_task_beyond_the_experts_skills_is_a_failure_with_a_reason_not_a_crash():
     with LiberoEnv(LiberoEnvConfig("libero_10", 9, max_steps=520)) as env:  # the microwave: a hinged door
         rollout = run_expert(env, 0)
