@@ -449,7 +449,7 @@ class ScriptedExpert:
         box, eef = self.box(obj), self.eef()
         return bool(np.all(eef >= box.lo - HELD_MARGIN) and np.all(eef <= box.hi + HELD_MARGIN))
 
-    def regrasp(self, obj: str, target: str) -> list[Waypoint]:
+    def regrasp(self, obj: str, target: str, skill: int) -> list[Waypoint]:
         """Open, rise, and pick `obj` up again from where it now lies, a bowl from another rim side
         than the one that lost it: only ever planned once an object has left the hand, so an episode
         the first grasp solves runs exactly as it would without it."""
@@ -457,7 +457,10 @@ class ScriptedExpert:
         if obj in self._rim_side:
             self._failed_sides.setdefault(obj, set()).add(self._rim_side.pop(obj))
         self._grasp_shift.pop(obj, None)
-        return [Waypoint(lambda: self.eef() + [0, 0, 0.05], OPEN, tol=0.02, hold=8)] + self.pick_and_place(obj, target)
+        again = [Waypoint(lambda: self.eef() + [0, 0, 0.05], OPEN, tol=0.02, hold=8)] + self.pick_and_place(obj, target)
+        for w in again:
+            w.skill = skill
+        return again
 
     # ---- control ----
     @property
@@ -475,10 +478,11 @@ class ScriptedExpert:
         error = self.state.goal - self.eef()
         self.state.steps_here += 1
         reached = (self.state.steps_here >= wp.hold) if wp.hold else (np.abs(error).max() < wp.tol)
-        if wp.orientation is not None and not wp.hold:
+        turn = self.rotation_error(wp.orientation()) if wp.orientation is not None else None
+        if turn is not None and not wp.hold:
             # executed actions are clipped to the tokenizer's +-0.375 rotation bound: turning the hand
             # sideways takes longer than moving it, and a drawer's handle must not be met half turned
-            reached = reached and np.linalg.norm(self.rotation_error(wp.orientation())) < TURNED
+            reached = reached and np.linalg.norm(turn) < TURNED
         # blocked (a held object resting on its target, a finger on a rim): no progress for a while
         distance = float(np.abs(error).max())
         if distance < self.state.best_error - 1e-3:
@@ -492,10 +496,7 @@ class ScriptedExpert:
                 # the object left the hand: the rest of this pick-and-place is planned again from where it lies
                 rest = self.state.plan[self.state.index:]
                 skill_end = next((i for i, w in enumerate(rest) if w.skill != wp.skill), len(rest))
-                again = self.regrasp(*wp.carries)
-                for w in again:
-                    w.skill = wp.skill
-                self.state.plan[self.state.index:] = again + rest[skill_end:]
+                self.state.plan[self.state.index:] = self.regrasp(*wp.carries, skill=wp.skill) + rest[skill_end:]
             self.state.steps_here = self.state.stalled = 0
             self.state.best_error = np.inf
             self.state.goal = None
@@ -503,8 +504,8 @@ class ScriptedExpert:
         action[:3] = np.clip(GAIN * error / POS_PER_UNIT, -1.0, 1.0)
         approach = self.sim.data.site_xmat[self.robot.eef_site_id].reshape(3, 3)[:, 2]
         self.state.straighten = (self.state.straighten or wp.orientation is not None) and approach[2] > -TILTED
-        if wp.orientation is not None:
-            action[3:6] = np.clip(GAIN * self.rotation_error(wp.orientation()) / ROT_PER_UNIT, -1.0, 1.0)
+        if turn is not None:
+            action[3:6] = np.clip(GAIN * turn / ROT_PER_UNIT, -1.0, 1.0)
         elif self.state.straighten and approach[2] > -TILTED:  # back from facing a drawer: straighten the wrist
             axis = wp.finger_axis() if wp.finger_axis else self.finger_axis_now()
             action[3:6] = np.clip(GAIN * self.rotation_error(self.top_down(axis)) / ROT_PER_UNIT, -1.0, 1.0)
